@@ -1,0 +1,70 @@
+/**
+ * The effective, validated, deep-frozen configuration of a running turnpike daemon.
+ *
+ * Every field maps to one configuration key; the key is the coturn option name where coturn
+ * has the option (`listening-port` ↔ `listeningPort`). The same name is used in the JSON file,
+ * on the command line (`--listening-port`) and in the environment (`TURNPIKE_LISTENING_PORT`,
+ * or `TURNPIKE_LISTENING_PORT_FILE` to read the value from a file).
+ *
+ * The object is replaced as a whole on reload, never mutated.
+ */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface Config {
+  /** STUN/TURN port for UDP and TCP (`listening-port`, default 3478). */
+  readonly listeningPort: number;
+  /** Addresses to listen on (`listening-ip`, repeatable); empty means `0.0.0.0` and `::`. */
+  readonly listeningIps: readonly string[];
+  /** TLS port (`tls-listening-port`, default 5349). */
+  readonly tlsListeningPort: number;
+  /** PEM certificate chain file (`cert`). */
+  readonly cert: string | undefined;
+  /** PEM private key file (`pkey`). */
+  readonly pkey: string | undefined;
+  /** Long-term credential realm (`realm`, default `turnpike`). */
+  readonly realm: string;
+  /** Static users (`user`, `name:password` or `name:0x<md5 key>`), repeatable. Secret. */
+  readonly users: readonly string[];
+  /** Enable TURN REST API credentials (`use-auth-secret`). */
+  readonly useAuthSecret: boolean;
+  /** TURN REST API shared secrets (`static-auth-secret`, repeatable for rotation). Secret. */
+  readonly staticAuthSecrets: readonly string[];
+  /** Relay port range (`min-port`/`max-port`, default 49152–65535). */
+  readonly minPort: number;
+  readonly maxPort: number;
+  /** Relay addresses (`relay-ip`, repeatable). */
+  readonly relayIps: readonly string[];
+  /** `public[/private]` mappings for 1:1 NAT (`external-ip`, repeatable). */
+  readonly externalIps: readonly string[];
+  /** Peer policy overrides (`allowed-peer-ip`/`denied-peer-ip`: CIDR, single address or `a-b` range). */
+  readonly allowedPeerIps: readonly string[];
+  readonly deniedPeerIps: readonly string[];
+  /** Concurrent allocations per user / in total (`user-quota`, `total-quota`; 0 = unlimited). */
+  readonly userQuota: number;
+  readonly totalQuota: number;
+  /** Lifetimes in seconds (`max-allocate-lifetime` 3600, `channel-lifetime` 600, `permission-lifetime` 300). */
+  readonly maxAllocateLifetime: number;
+  readonly channelLifetime: number;
+  readonly permissionLifetime: number;
+  /** Nonce lifetime in seconds (`stale-nonce`, default 600). */
+  readonly staleNonce: number;
+  /** Metrics/health/admin HTTP listener (`prometheus`, `prometheus-port` 9641, `prometheus-address` 127.0.0.1). */
+  readonly prometheus: boolean;
+  readonly prometheusPort: number;
+  readonly prometheusAddress: string;
+  /** pino level (`log-level`, default `info`). */
+  readonly logLevel: LogLevel;
+  /** Disable listeners (`no-udp`, `no-tcp`, `no-tls`). */
+  readonly noUdp: boolean;
+  readonly noTcp: boolean;
+  readonly noTls: boolean;
+  /** Add a SOFTWARE attribute to responses (`software-attribute`, default off: keeps responses small). */
+  readonly softwareAttribute: boolean;
+  /** Stream (TCP/TLS) limits. */
+  readonly maxTcpConnections: number; // `max-tcp-connections`, default 10000
+  readonly tcpIdleTimeout: number; // `tcp-idle-timeout` seconds without a complete frame, default 30
+  readonly tcpFrameTimeout: number; // `tcp-frame-timeout` seconds a frame may stay incomplete, default 5
+  readonly maxFrameBytes: number; // `max-frame-bytes`, default 65540 (ChannelData 4 + 65535 + pad)
+  /** Kernel socket buffers in bytes (`sock-buf-size`, 0 = OS default). */
+  readonly sockBufSize: number;
+}
