@@ -1,0 +1,100 @@
+/**
+ * The sans-I/O STUN service: bytes and a source address in, response bytes (or nothing) out.
+ * No sockets, no timers, no state kept per request.
+ *
+ * RFC 8489 §6.3 processing of a received message:
+ *  - a message that fails to decode, or whose FINGERPRINT is wrong, is discarded silently;
+ *  - responses (success/error class) are not expected by a server and are discarded;
+ *  - a request with unknown comprehension-required attributes gets 420 with UNKNOWN-ATTRIBUTES;
+ *  - Binding requests get a success with XOR-MAPPED-ADDRESS (§7.3.1), FINGERPRINT added when the
+ *    request carried one; Binding indications are accepted and ignored.
+ */
+import { AttrType, Class, Method, REASON_PHRASES } from './constants.js';
+import { Stats } from './stats.js';
+import { unknownRequiredAttributes } from './stun/attrs.js';
+import { decodeStunInto, StunView } from './stun/decode.js';
+import { StunWriter } from './stun/encode.js';
+import { verifyFingerprint } from './stun/integrity.js';
+
+export interface StunCoreOptions {
+  /** Text for a SOFTWARE attribute on every response, or undefined for none (the default: smaller answers). */
+  readonly software: string | undefined;
+  /** Put RFC reason phrases into ERROR-CODE (off keeps error responses small). */
+  readonly reasonPhrases: boolean;
+}
+
+export class StunCore {
+  readonly stats: Stats;
+  private options: StunCoreOptions;
+  /** Reused for every message: handling is synchronous, nothing keeps a reference. */
+  private readonly view = new StunView();
+  private readonly writer = new StunWriter(256);
+
+  constructor(options: StunCoreOptions, stats: Stats = new Stats()) {
+    this.options = options;
+    this.stats = stats;
+  }
+
+  /** Applies new options (configuration reload). */
+  setOptions(options: StunCoreOptions): void {
+    this.options = options;
+  }
+
+  /**
+   * Handles one STUN message (already demultiplexed by its first byte) from `address`:`port`.
+   * Returns the response to send back, or null to send nothing.
+   */
+  handle(buf: Buffer, address: string, port: number): Buffer | null {
+    const view = this.view;
+    if (decodeStunInto(buf, view) !== null) {
+      this.stats.droppedMalformed++;
+      return null;
+    }
+    if (!verifyFingerprint(view)) {
+      this.stats.droppedFingerprint++;
+      return null;
+    }
+    this.stats.stunMessages++;
+    if (view.cls === Class.Indication) {
+      if (view.method === Method.Binding) this.stats.bindingIndications++;
+      else this.stats.droppedUnsupported++;
+      return null;
+    }
+    if (view.cls !== Class.Request) {
+      this.stats.droppedUnsupported++;
+      return null;
+    }
+    const unknown = unknownRequiredAttributes(view);
+    if (unknown.length > 0) {
+      return this.error(view, 420, unknown);
+    }
+    if (view.method === Method.Binding) return this.binding(view, address, port);
+    // Methods this service does not implement: 400 (RFC 8489 §6.3.1.1 leaves it to the server;
+    // an unknown method is a malformed request from our point of view).
+    return this.error(view, 400);
+  }
+
+  /** RFC 8489 §7.3.1: Binding success with XOR-MAPPED-ADDRESS of the request's source. */
+  private binding(view: StunView, address: string, port: number): Buffer {
+    this.stats.bindingSuccess++;
+    const w = this.writer.start(Method.Binding, Class.Success, view.transactionId);
+    // A client reaching a dual-stack socket over IPv4 appears as ::ffff:a.b.c.d; it is an IPv4 client.
+    const mapped = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+    w.addAddress(AttrType.XorMappedAddress, mapped, port, true);
+    return this.finish(view, w);
+  }
+
+  private error(view: StunView, code: number, unknown?: readonly number[]): Buffer {
+    this.stats.countError(code);
+    const w = this.writer.start(view.method, Class.Error, view.transactionId);
+    w.addErrorCode(code, this.options.reasonPhrases ? (REASON_PHRASES[code] ?? '') : '');
+    if (unknown !== undefined) w.addUnknownAttributes(unknown);
+    return this.finish(view, w);
+  }
+
+  private finish(view: StunView, w: StunWriter): Buffer {
+    if (this.options.software !== undefined) w.addString(AttrType.Software, this.options.software);
+    if (view.fingerprintAt >= 0) w.addFingerprint();
+    return w.finish();
+  }
+}
