@@ -60,7 +60,7 @@ export function writeIPv6(ip: string, out: Uint8Array, off: number): boolean {
   while (i < s.length) {
     // A dotted quad may end the address (IPv4-mapped and friends).
     const rest = s.slice(i);
-    if (rest.includes('.')) {
+    if (rest.includes('.') && !rest.includes(':')) {
       if (groups.length > 6) return false;
       const v4 = new Uint8Array(4);
       if (!writeIPv4(rest, v4, 0)) return false;
