@@ -1,10 +1,76 @@
-import type { Config } from './config/types.js';
-
 /**
- * Runs the daemon until it is stopped by a signal: creates the logger, starts the listeners,
- * installs the signal handlers. Resolves when the daemon has shut down cleanly.
+ * Process lifecycle: logger, listeners, signals, fatal errors.
+ *  - SIGTERM / SIGINT: close every socket and exit 0; a second signal exits at once.
+ *  - SIGHUP: acknowledged and logged (live reload arrives with the operations work); it must not
+ *    kill the daemon, which is Node's default for SIGHUP.
+ *  - uncaught exceptions and unhandled rejections: logged at fatal (synchronously), exit 1.
  */
-export async function runDaemon(config: Config): Promise<void> {
-  void config;
-  throw new Error('not yet wired');
+import type { Config } from './config/types.js';
+import { createLogger, type Logger } from './log.js';
+import { listenAddresses, startServer, type TurnpikeServer } from './server.js';
+
+/** Keys accepted and validated now whose features are served by later releases (see README). */
+function pendingFeatures(config: Config): string[] {
+  const pending: string[] = [];
+  if (!config.noTls && config.cert !== undefined) pending.push('tls-listening-port/cert/pkey (TLS listener)');
+  if (config.users.length > 0 || config.useAuthSecret)
+    pending.push('user/use-auth-secret (TURN allocations)');
+  if (config.prometheus) pending.push('prometheus (metrics listener)');
+  return pending;
+}
+
+export async function runDaemon(config: Config, log: Logger = createLogger(config.logLevel)): Promise<void> {
+  installFatalHandlers(log);
+  let server: TurnpikeServer;
+  try {
+    server = await startServer(config, log);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'cannot start');
+    throw err;
+  }
+  const listening = [
+    ...server.udp.map((l) => ({ transport: 'udp', ...l.address() })),
+    ...server.tcp.map((l) => ({ transport: 'tcp', ...l.address() })),
+  ];
+  log.info({ listening, default: listenAddresses(config).isDefault }, 'turnpike started');
+  const pending = pendingFeatures(config);
+  if (pending.length > 0) log.warn({ pending }, 'configured features not served by this version yet');
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second stop signal: exiting now');
+        process.exit(0);
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      server.close().then(
+        () => {
+          log.info('stopped');
+          resolve();
+        },
+        (err: unknown) => {
+          log.error({ err: (err as Error).message }, 'error while closing');
+          resolve();
+        },
+      );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', () =>
+      log.info('SIGHUP received: configuration reload is not supported by this version'),
+    );
+  });
+}
+
+function installFatalHandlers(log: Logger): void {
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (reason) => {
+    log.fatal({ err: reason instanceof Error ? reason.message : String(reason) }, 'unhandled rejection');
+    process.exit(1);
+  });
 }

@@ -15,6 +15,8 @@ export class Stats {
   droppedFingerprint = 0;
   /** Responses, indications for unsupported methods and other messages the server ignores. */
   droppedUnsupported = 0;
+  /** Responses dropped because a stream client stopped reading (output budget exceeded). */
+  droppedBackpressure = 0;
   /** Error responses sent, by code. */
   readonly errorResponses = new Map<number, number>();
   /** TCP/TLS connections accepted / refused (cap) / closed for a protocol violation or timeout. */

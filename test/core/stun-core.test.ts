@@ -39,7 +39,7 @@ t.test('FINGERPRINT is echoed when the request carried one; a bad one is dropped
   t.ok(v.fingerprintAt > 0);
   t.ok(verifyFingerprint(v));
   const bad = Buffer.from(req);
-  bad[bad.length - 1] ^= 1;
+  bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 1, bad.length - 1);
   t.equal(core.handle(bad, '192.0.2.1', 1), null);
 });
 
