@@ -51,7 +51,9 @@ t.test('connection cap: extra connections are refused, existing ones keep workin
   const working = await tcpClient('127.0.0.1', port);
   t.teardown(() => working.socket.destroy());
   const others = await Promise.all([1, 2, 3, 4].map(() => open(port)));
-  t.teardown(() => others.forEach((o) => o.socket.destroy()));
+  t.teardown(() => {
+    for (const o of others) o.socket.destroy();
+  });
   const extra = await open(port);
   await extra.closedAt;
   t.equal(core.stats.streamRefused, 1, 'the sixth was dropped');
