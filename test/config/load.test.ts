@@ -85,7 +85,7 @@ t.test('JSON syntax errors name the file, line and column', async (t) => {
     ['unquoted-key', '{\n  realm: "x"\n}', 2, 3],
     ['bad-literal', '{\n  "no-udp": tru\n}', 2, 13],
     ['comment', '// turnpike\n{}', 1, 1],
-    ['truncated', '{\n  "realm": "x"', 2, 14],
+    ['truncated', '{\n  "realm": "x"', 2, 15],
     ['control-char', '{"realm": "a\tb"}', 1, 13],
     ['trailing-garbage', '{}\n}', 2, 1],
     ['bad-escape', '{"realm": "\\x"}', 1, 12],
@@ -153,7 +153,12 @@ t.test('environment variables', async (t) => {
   t.same(config.relayIps, [], 'empty list variable is an empty list');
 
   for (const word of ['true', '1', 'yes', 'on', 'TRUE', ' on ']) {
-    t.equal(loadConfig({ env: { TURNPIKE_USE_AUTH_SECRET: word, TURNPIKE_STATIC_AUTH_SECRET: 's' }, cli: noCli }).useAuthSecret, true, word);
+    t.equal(
+      loadConfig({ env: { TURNPIKE_USE_AUTH_SECRET: word, TURNPIKE_STATIC_AUTH_SECRET: 's' }, cli: noCli })
+        .useAuthSecret,
+      true,
+      word,
+    );
   }
   for (const word of ['false', '0', 'no', 'off']) {
     t.equal(loadConfig({ env: { TURNPIKE_NO_TLS: word }, cli: noCli }).noTls, false, word);
@@ -162,14 +167,22 @@ t.test('environment variables', async (t) => {
 
 t.test('bad environment values name the key and the variable', async (t) => {
   const cases: [Record<string, string>, string, RegExp][] = [
-    [{ TURNPIKE_MIN_PORT: 'abc' }, 'min-port', /must be an integer 1-65535, got "abc" \(environment variable TURNPIKE_MIN_PORT\)/],
+    [
+      { TURNPIKE_MIN_PORT: 'abc' },
+      'min-port',
+      /must be an integer 1-65535, got "abc" \(environment variable TURNPIKE_MIN_PORT\)/,
+    ],
     [{ TURNPIKE_MIN_PORT: '' }, 'min-port', /got ""/],
     [{ TURNPIKE_MIN_PORT: '0x10' }, 'min-port', /got "0x10"/],
     [{ TURNPIKE_MIN_PORT: '1e3' }, 'min-port', /got "1e3"/],
     [{ TURNPIKE_MAX_PORT: '70000' }, 'max-port', /got 70000/],
     [{ TURNPIKE_NO_UDP: 'maybe' }, 'no-udp', /must be true or false, got "maybe"/],
     [{ TURNPIKE_LOG_LEVEL: 'loud' }, 'log-level', /one of/],
-    [{ TURNPIKE_LISTENING_IP: '1.2.3.4,nope' }, 'listening-ip', /item 2 must be an IPv4 or IPv6 address, got "nope"/],
+    [
+      { TURNPIKE_LISTENING_IP: '1.2.3.4,nope' },
+      'listening-ip',
+      /item 2 must be an IPv4 or IPv6 address, got "nope"/,
+    ],
     [{ TURNPIKE_CERT: '' }, 'cert', /must not be empty/],
     [{ TURNPIKE_USE_AUTH_SECRET: 'on' }, 'static-auth-secret', /required when use-auth-secret/],
   ];
@@ -228,7 +241,12 @@ t.test('_FILE variables read the value from a file', async (t) => {
 });
 
 t.test('unknown TURNPIKE_ variables are ignored by loadConfig and listed', async (t) => {
-  const env = { TURNPIKE_LISTEN_PORT: '1', TURNPIKE_PORT: 'tcp://10.0.0.1:3478', TURNPIKE_REALM: 'r', OTHER: '1' };
+  const env = {
+    TURNPIKE_LISTEN_PORT: '1',
+    TURNPIKE_PORT: 'tcp://10.0.0.1:3478',
+    TURNPIKE_REALM: 'r',
+    OTHER: '1',
+  };
   t.equal(loadConfig({ env, cli: noCli }).listeningPort, 3478);
   t.same(unknownEnvironmentVariables(env), ['TURNPIKE_LISTEN_PORT', 'TURNPIKE_PORT']);
   t.same(unknownEnvironmentVariables({ TURNPIKE_USER_FILE: '/x', TURNPIKE_NO_UDP: '1' }), []);
@@ -246,7 +264,11 @@ t.test('precedence: defaults < file < environment < command line', async (t) => 
     }),
   });
   const file = join(dir, 'c.json');
-  const env = { TURNPIKE_TLS_LISTENING_PORT: '2002', TURNPIKE_MIN_PORT: '2003', TURNPIKE_LISTENING_IP: '192.0.2.9' };
+  const env = {
+    TURNPIKE_TLS_LISTENING_PORT: '2002',
+    TURNPIKE_MIN_PORT: '2003',
+    TURNPIKE_LISTENING_IP: '192.0.2.9',
+  };
   const cli = { 'min-port': '3003', 'listening-ip': ['::1'] };
 
   const config = loadConfig({ file, env, cli });
@@ -258,11 +280,18 @@ t.test('precedence: defaults < file < environment < command line', async (t) => 
   t.equal(config.minPort, 3003, 'CLI over env and file');
   t.same(config.listeningIps, ['::1'], 'lists are replaced, not merged');
   t.same(loadConfig({ file, env, cli: {} }).listeningIps, ['192.0.2.9'], 'env list over file list');
-  t.equal(loadConfig({ file, env: {}, cli: { 'no-udp': false } }).noUdp, false, 'CLI false overrides file true');
+  t.equal(
+    loadConfig({ file, env: {}, cli: { 'no-udp': false } }).noUdp,
+    false,
+    'CLI false overrides file true',
+  );
 
   // cross-field rules run on the merged result, not per source
   t.equal(loadConfig({ file, env: { TURNPIKE_MAX_PORT: '500' }, cli: { 'min-port': 400 } }).minPort, 400);
-  t.equal(configError(() => loadConfig({ file, env: { TURNPIKE_MAX_PORT: '500' }, cli: {} })).key, 'min-port');
+  t.equal(
+    configError(() => loadConfig({ file, env: { TURNPIKE_MAX_PORT: '500' }, cli: {} })).key,
+    'min-port',
+  );
 });
 
 t.test('command-line values', async (t) => {

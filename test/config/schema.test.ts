@@ -103,7 +103,15 @@ t.test('accepts good values of every kind', async (t) => {
       'max-port': 50000,
       'relay-ip': ['192.0.2.10', '2001:db8::10'],
       'external-ip': ['198.51.100.1', '198.51.100.2/10.0.0.2', '2001:db8::1/2001:db8::2'],
-      'allowed-peer-ip': ['10.0.0.1', '10.0.0.0/8', '10.0.0.1-10.0.0.9', '::1', 'fc00::/7', '::1-::2', '10.0.0.0/32'],
+      'allowed-peer-ip': [
+        '10.0.0.1',
+        '10.0.0.0/8',
+        '10.0.0.1-10.0.0.9',
+        '::1',
+        'fc00::/7',
+        '::1-::2',
+        '10.0.0.0/32',
+      ],
       'denied-peer-ip': ['0.0.0.0/0', '::/0', '1.2.3.4-1.2.3.4'],
       'user-quota': 10,
       'log-level': 'silent',
@@ -187,7 +195,8 @@ t.test('IPv6 ranges compare numerically, including embedded IPv4 and ::', async 
   const ok = ['::ffff:10.0.0.1-::ffff:10.0.0.2', '::-::1', '1::-1::1', '2001:db8::-2001:db8:0:0:0:0:0:ffff'];
   for (const range of ok) t.doesNotThrow(() => validate({ 'denied-peer-ip': [range] }, SOURCE), range);
   const bad = ['::ffff:10.0.0.2-::ffff:10.0.0.1', '2001:db8::1-2001:db8::', '1::1-1::'];
-  for (const range of bad) t.equal(configError(() => validate({ 'denied-peer-ip': [range] }, SOURCE)).key, 'denied-peer-ip');
+  for (const range of bad)
+    t.equal(configError(() => validate({ 'denied-peer-ip': [range] }, SOURCE)).key, 'denied-peer-ip');
 });
 
 t.test('secret values never appear in error messages', async (t) => {
@@ -235,8 +244,14 @@ t.test('cross-field rules', async (t) => {
 
   error = configError(() => validate({ 'use-auth-secret': true }, SOURCE));
   t.equal(error.key, 'static-auth-secret');
-  t.equal(configError(() => validate({ 'use-auth-secret': true, 'static-auth-secret': [] }, SOURCE)).key, 'static-auth-secret');
-  t.doesNotThrow(() => validate({ 'static-auth-secret': ['s'] }, SOURCE), 'a secret without use-auth-secret is fine');
+  t.equal(
+    configError(() => validate({ 'use-auth-secret': true, 'static-auth-secret': [] }, SOURCE)).key,
+    'static-auth-secret',
+  );
+  t.doesNotThrow(
+    () => validate({ 'static-auth-secret': ['s'] }, SOURCE),
+    'a secret without use-auth-secret is fine',
+  );
 
   t.equal(configError(() => validate({ cert: 'c.pem' }, SOURCE)).key, 'pkey');
   t.equal(configError(() => validate({ pkey: 'k.pem' }, SOURCE)).key, 'cert');
@@ -245,8 +260,12 @@ t.test('cross-field rules', async (t) => {
 
   error = configError(() => validate({ cert: 'c', pkey: 'k', 'tls-listening-port': 3478 }, SOURCE));
   t.equal(error.key, 'tls-listening-port');
-  t.doesNotThrow(() => validate({ cert: 'c', pkey: 'k', 'tls-listening-port': 3478, 'no-tcp': true }, SOURCE));
-  t.doesNotThrow(() => validate({ cert: 'c', pkey: 'k', 'tls-listening-port': 3478, 'no-tls': true }, SOURCE));
+  t.doesNotThrow(() =>
+    validate({ cert: 'c', pkey: 'k', 'tls-listening-port': 3478, 'no-tcp': true }, SOURCE),
+  );
+  t.doesNotThrow(() =>
+    validate({ cert: 'c', pkey: 'k', 'tls-listening-port': 3478, 'no-tls': true }, SOURCE),
+  );
   t.doesNotThrow(() => validate({ 'tls-listening-port': 3478 }, SOURCE), 'no clash when TLS does not start');
 
   const config = defaults();
@@ -258,8 +277,9 @@ t.test('conf/turnpike.schema.json is in sync with jsonSchema()', async (t) => {
   t.equal(
     committed,
     JSON.stringify(jsonSchema(), null, 2) + '\n',
-    'regenerate: npx tsx -e "import {jsonSchema} from \'./src/config/schema.ts\'; ' +
-      "require('fs').writeFileSync('conf/turnpike.schema.json', JSON.stringify(jsonSchema(), null, 2) + '\\n')\"",
+    "out of date; regenerate with: npx tsx -e \"import { writeFileSync } from 'node:fs'; " +
+      "import { jsonSchema } from './src/config/schema.ts'; " +
+      "writeFileSync('conf/turnpike.schema.json', JSON.stringify(jsonSchema(), null, 2) + '\\n')\"",
   );
 });
 
@@ -268,7 +288,10 @@ t.test('jsonSchema() describes every key with its default', async (t) => {
     $schema: string;
     additionalProperties: boolean;
     type: string;
-    properties: Record<string, { default?: unknown; description?: string; writeOnly?: boolean; type?: unknown }>;
+    properties: Record<
+      string,
+      { default?: unknown; description?: string; writeOnly?: boolean; type?: unknown }
+    >;
   };
   t.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
   t.equal(schema.additionalProperties, false);
@@ -305,7 +328,11 @@ t.test('configReferenceMarkdown()', async (t) => {
   const lines = markdown.trimEnd().split('\n');
   t.equal(lines[0], '| Key | Type | Default | Description |');
   t.equal(lines.length, KEYS.length + 2, 'one row per key');
-  for (const spec of KEYS) t.ok(lines.some((l) => l.startsWith(`| \`${spec.name}\` |`)), spec.name);
+  for (const spec of KEYS)
+    t.ok(
+      lines.some((l) => l.startsWith(`| \`${spec.name}\` |`)),
+      spec.name,
+    );
   t.match(markdown, '| `listening-port` | integer 1–65535 | `3478` | STUN/TURN port for UDP and TCP. |');
   t.match(markdown, '| `cert` | string `file` | unset |');
   t.match(markdown, /\| `user` \| list of `name:password` \(repeatable\) \| `\[\]` \| .* Secret\. \|/);
