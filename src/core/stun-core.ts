@@ -77,7 +77,7 @@ export class StunCore {
   /** RFC 8489 §7.3.1: Binding success with XOR-MAPPED-ADDRESS of the request's source. */
   private binding(view: StunView, address: string, port: number): Buffer {
     this.stats.bindingSuccess++;
-    const w = this.writer.start(Method.Binding, Class.Success, view.transactionId);
+    const w = this.writer.startResponse(Method.Binding, Class.Success, view.buf);
     // A client reaching a dual-stack socket over IPv4 appears as ::ffff:a.b.c.d; it is an IPv4 client.
     const mapped = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
     w.addAddress(AttrType.XorMappedAddress, mapped, port, true);
@@ -86,7 +86,7 @@ export class StunCore {
 
   private error(view: StunView, code: number, unknown?: readonly number[]): Buffer {
     this.stats.countError(code);
-    const w = this.writer.start(view.method, Class.Error, view.transactionId);
+    const w = this.writer.startResponse(view.method, Class.Error, view.buf);
     w.addErrorCode(code, this.options.reasonPhrases ? (REASON_PHRASES[code] ?? '') : '');
     if (unknown !== undefined) w.addUnknownAttributes(unknown);
     return this.finish(view, w);

@@ -31,6 +31,17 @@ export class StunWriter {
     return this;
   }
 
+  /** Starts a response to `request` (a decoded message): copies its transaction ID without a view. */
+  startResponse(method: number, cls: number, request: Buffer): this {
+    const b = this.buf;
+    b.writeUInt16BE(messageType(method, cls), 0);
+    b.writeUInt16BE(0, 2);
+    b.writeUInt32BE(MAGIC_COOKIE, 4);
+    request.copy(b, 8, 8, HEADER_LENGTH);
+    this.pos = HEADER_LENGTH;
+    return this;
+  }
+
   /** Bytes written so far. */
   get length(): number {
     return this.pos;
