@@ -8,7 +8,7 @@
  *  2. USERNAME or USERHASH (exactly one), REALM and NONCE must be present: else 400 'bad-request'
  *     (bullet 2). A USERNAME must be valid UTF-8 of at most 512 bytes.
  *  3. REALM must be ours: else 401 'wrong-realm'.
- *  4. NONCE: one HMAC-SHA256 over a few bytes. Not ours / tampered / other address → 401 'bad-nonce';
+ *  4. NONCE: one HMAC-SHA256 over a few bytes. Not ours / tampered / other address → 438 'bad-nonce' (a client retries a 438 with the fresh nonce, e.g. after reconnecting over TCP from a new port; RFC 8489 §9.2.5 says it would not retry a 401);
  *     genuine but expired → 438 'stale-nonce'. (RFC 8489 lists the stale check last, after integrity;
  *     it runs here, before any per-user work, so requests with old nonces cost one HMAC. No code
  *     in steps 1–5 depends on which users exist.)
@@ -79,7 +79,7 @@ export const AUTH_FAILURES: { readonly [R in AuthFailureReason]: AuthFailure } =
   'missing-credentials': failure(401, 'missing-credentials'),
   'bad-request': failure(400, 'bad-request'),
   'stale-nonce': failure(438, 'stale-nonce'),
-  'bad-nonce': failure(401, 'bad-nonce'),
+  'bad-nonce': failure(438, 'bad-nonce'),
   'wrong-realm': failure(401, 'wrong-realm'),
   'unknown-user': failure(401, 'unknown-user'),
   'expired-username': failure(401, 'expired-username'),

@@ -299,20 +299,20 @@ t.test('realm and nonce checks', async (t) => {
 
   // Tampered nonce, correctly signed by the client: the nonce's own MAC fails.
   const flipped = nonce.slice(0, 20) + (nonce[20] === 'A' ? 'B' : 'A') + nonce.slice(21);
-  failed(t, run(auth, legacy('alice', 'wonderland', flipped)), 401, 'bad-nonce', 'tampered');
-  failed(t, run(auth, legacy('alice', 'wonderland', 'made-up-nonce')), 401, 'bad-nonce', 'not ours');
+  failed(t, run(auth, legacy('alice', 'wonderland', flipped)), 438, 'bad-nonce', 'tampered');
+  failed(t, run(auth, legacy('alice', 'wonderland', 'made-up-nonce')), 438, 'bad-nonce', 'not ours');
   const foreign = challenge(authenticator({ nonceSecret: Buffer.alloc(32, 1) }), true).nonce;
-  failed(t, run(auth, legacy('alice', 'wonderland', foreign)), 401, 'bad-nonce', 'another key');
+  failed(t, run(auth, legacy('alice', 'wonderland', foreign)), 438, 'bad-nonce', 'another key');
 
   // Replayed from elsewhere.
   failed(
     t,
     run(auth, legacy('alice', 'wonderland', nonce), '198.51.100.8', PORT),
-    401,
+    438,
     'bad-nonce',
     'other IP',
   );
-  failed(t, run(auth, legacy('alice', 'wonderland', nonce), IP, PORT + 1), 401, 'bad-nonce', 'other port');
+  failed(t, run(auth, legacy('alice', 'wonderland', nonce), IP, PORT + 1), 438, 'bad-nonce', 'other port');
 
   // Expiry.
   t.match(run(auth, legacy('alice', 'wonderland', nonce), IP, PORT, NOW + 599), { ok: true });
