@@ -402,6 +402,30 @@ export const KEYS = [
     arg: 'seconds',
     description: 'Nonce lifetime in seconds; older nonces get 438 Stale Nonce.',
   }),
+  integer('max-permissions', 'maxPermissions', {
+    min: 1,
+    max: 4096,
+    default: 64,
+    description: 'Most permissions (peer IP addresses) per allocation; more get 508.',
+  }),
+  integer('max-channels', 'maxChannels', {
+    min: 1,
+    max: 4096,
+    default: 64,
+    description: 'Most channel bindings per allocation; more get 508.',
+  }),
+  integer('unauthorized-ratelimit-rps', 'unauthorizedRatelimitRps', {
+    min: 0,
+    max: INT32,
+    default: 10,
+    arg: 'rate',
+    description:
+      'Unauthenticated error responses (400, 401, 420, 438) per second to one source IP, with a burst of twice as many; 0 disables the limit.',
+  }),
+  boolean('no-sha256', 'noSha256', {
+    default: false,
+    description: 'Do not offer SHA-256 password algorithms (RFC 8489 PASSWORD-ALGORITHMS) in 401 challenges.',
+  }),
   boolean('prometheus', 'prometheus', {
     default: false,
     description: 'Serve Prometheus metrics and health checks over HTTP.',

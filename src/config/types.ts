@@ -48,6 +48,13 @@ export interface Config {
   readonly permissionLifetime: number;
   /** Nonce lifetime in seconds (`stale-nonce`, default 600). */
   readonly staleNonce: number;
+  /** Caps per allocation (`max-permissions` 64, `max-channels` 64); beyond them requests get 508. */
+  readonly maxPermissions: number;
+  readonly maxChannels: number;
+  /** Unauthenticated error responses per second per source IP (`unauthorized-ratelimit-rps`, 10; 0 = off). */
+  readonly unauthorizedRatelimitRps: number;
+  /** Do not offer SHA-256 in challenges (`no-sha256`). */
+  readonly noSha256: boolean;
   /** Metrics/health/admin HTTP listener (`prometheus`, `prometheus-port` 9641, `prometheus-address` 127.0.0.1). */
   readonly prometheus: boolean;
   readonly prometheusPort: number;

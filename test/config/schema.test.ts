@@ -57,6 +57,10 @@ t.test('defaults', async (t) => {
     prometheus: false,
     prometheusPort: 9641,
     prometheusAddress: '127.0.0.1',
+    maxPermissions: 64,
+    maxChannels: 64,
+    unauthorizedRatelimitRps: 10,
+    noSha256: false,
     logLevel: 'info',
     noUdp: false,
     noTcp: false,
@@ -73,7 +77,7 @@ t.test('defaults', async (t) => {
   t.not(defaults().users, defaults().users, 'each call returns fresh arrays');
   t.equal(new Set(keyNames()).size, KEYS.length, 'key names are unique');
   t.equal(new Set(KEYS.map((k) => k.field)).size, KEYS.length, 'fields are unique');
-  for (const spec of KEYS) t.match(spec.name, /^[a-z]+(-[a-z]+)*$/, `${spec.name} is kebab-case`);
+  for (const spec of KEYS) t.match(spec.name, /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, `${spec.name} is kebab-case`);
   t.equal(keySpec('user')?.secret, true);
   t.equal(keySpec('static-auth-secret')?.secret, true);
   t.same(
