@@ -32,7 +32,13 @@ export async function runDaemon(config: Config, log: Logger = createLogger(confi
     ...server.udp.map((l) => ({ transport: 'udp', ...l.address() })),
     ...server.tcp.map((l) => ({ transport: 'tcp', ...l.address() })),
   ];
-  log.info({ listening, default: listenAddresses(config).isDefault }, 'turnpike started');
+  const relay = server.turn?.pool.addresses.map((a) =>
+    a.local === a.advertised ? a.local : `${a.advertised}/${a.local}`,
+  );
+  log.info(
+    { listening, default: listenAddresses(config).isDefault, turn: server.turn !== undefined, relay },
+    'turnpike started',
+  );
   const pending = pendingFeatures(config);
   if (pending.length > 0) log.warn({ pending }, 'configured features not served by this version yet');
 

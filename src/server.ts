@@ -3,17 +3,23 @@
  * or nothing (a failure closes what was already bound); `close` releases every socket.
  */
 import type { Config } from './config/types.js';
+import { RFC5766_CHANNEL_MAX } from './core/constants.js';
+import { SourceRateLimiter } from './core/rate-limit.js';
+import { Stats } from './core/stats.js';
 import { StunCore } from './core/stun-core.js';
 import { BindError } from './errors.js';
 import { StreamListener } from './io/stream-listener.js';
 import { UdpListener } from './io/udp-listener.js';
 import type { Logger } from './log.js';
+import { buildTurn, type TurnSetup, turnEnabled } from './turn-setup.js';
 
 /** Output a TCP client may leave unread before responses to it are dropped. */
 const MAX_PENDING_WRITE_BYTES = 256 * 1024;
 
 export interface TurnpikeServer {
   readonly core: StunCore;
+  /** The TURN side, when credentials are configured. */
+  readonly turn: TurnSetup | undefined;
   readonly udp: readonly UdpListener[];
   readonly tcp: readonly StreamListener[];
   close(): Promise<void>;
@@ -26,16 +32,35 @@ export function listenAddresses(config: Config): { addresses: string[]; isDefaul
 }
 
 export async function startServer(config: Config, log: Logger): Promise<TurnpikeServer> {
-  const core = new StunCore({
-    software: config.softwareAttribute ? 'turnpike' : undefined,
-    reasonPhrases: false,
-  });
+  const stats = new Stats();
+  const limiter = new SourceRateLimiter(config.unauthorizedRatelimitRps);
+  const core = new StunCore(
+    { software: config.softwareAttribute ? 'turnpike' : undefined, reasonPhrases: false },
+    stats,
+    limiter,
+  );
+  const { addresses, isDefault } = listenAddresses(config);
+  const turn = turnEnabled(config) ? buildTurn(config, addresses, limiter, stats, log) : undefined;
+  core.turn = turn?.service;
+  if (config.rfc5766ChannelNumbers) core.maxChannel = RFC5766_CHANNEL_MAX;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  if (turn !== undefined) {
+    // The coarse clock: one tick a second expires allocations, reservations, cached responses.
+    sweepTimer = setInterval(() => {
+      const nowSec = Math.floor(Date.now() / 1000);
+      turn.service.sweep(nowSec);
+      turn.pool.sweep(nowSec);
+    }, 1000);
+    sweepTimer.unref();
+    turn.service.sweep(Math.floor(Date.now() / 1000));
+  }
   const udp: UdpListener[] = [];
   const tcp: StreamListener[] = [];
   const closeAll = async (): Promise<void> => {
+    if (sweepTimer !== undefined) clearInterval(sweepTimer);
+    turn?.service.closeAll('shutdown');
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
   };
-  const { addresses, isDefault } = listenAddresses(config);
   try {
     for (const address of addresses) {
       try {
@@ -85,5 +110,5 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     await closeAll();
     throw err;
   }
-  return { core, udp, tcp, close: closeAll };
+  return { core, turn, udp, tcp, close: closeAll };
 }

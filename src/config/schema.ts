@@ -422,6 +422,11 @@ export const KEYS = [
     description:
       'Unauthenticated error responses (400, 401, 420, 438) per second to one source IP, with a burst of twice as many; 0 disables the limit.',
   }),
+  boolean('rfc5766-channel-numbers', 'rfc5766ChannelNumbers', {
+    default: false,
+    description:
+      'Accept the RFC 5766 channel range 0x4000-0x7FFE in ChannelBind (older clients such as coturn 4.6 turnutils_uclient); RFC 8656 allows only 0x4000-0x4FFF.',
+  }),
   boolean('no-sha256', 'noSha256', {
     default: false,
     description: 'Do not offer SHA-256 password algorithms (RFC 8489 PASSWORD-ALGORITHMS) in 401 challenges.',

@@ -5,18 +5,19 @@
  */
 import { CHANNEL_HEADER_LENGTH, CHANNEL_MAX, CHANNEL_MIN } from './constants.js';
 
-export function isValidChannel(channel: number): boolean {
-  return channel >= CHANNEL_MIN && channel <= CHANNEL_MAX;
+/** `max` is CHANNEL_MAX (RFC 8656), or RFC5766_CHANNEL_MAX when the operator allows the old range. */
+export function isValidChannel(channel: number, max: number = CHANNEL_MAX): boolean {
+  return channel >= CHANNEL_MIN && channel <= max;
 }
 
 /**
  * The application-data length of a ChannelData datagram, or -1 when the datagram is not one we
  * relay (channel out of range, or shorter than its length field says).
  */
-export function channelDataLength(buf: Buffer): number {
+export function channelDataLength(buf: Buffer, max: number = CHANNEL_MAX): number {
   if (buf.length < CHANNEL_HEADER_LENGTH) return -1;
   const channel = buf.readUInt16BE(0);
-  if (!isValidChannel(channel)) return -1;
+  if (!isValidChannel(channel, max)) return -1;
   const len = buf.readUInt16BE(2);
   return CHANNEL_HEADER_LENGTH + len <= buf.length ? len : -1;
 }

@@ -158,3 +158,5 @@ export const Transport = { UDP: 17, TCP: 6 } as const;
 /** RFC 8656 §12: channel numbers 0x4000 through 0x4FFF. */
 export const CHANNEL_MIN = 0x4000;
 export const CHANNEL_MAX = 0x4fff;
+/** RFC 5766 allowed 0x4000 through 0x7FFE; older clients (coturn 4.6's uclient) still pick from it. */
+export const RFC5766_CHANNEL_MAX = 0x7ffe;

@@ -25,6 +25,38 @@ export class Stats {
   streamClosedBadFrame = 0;
   streamClosedTimeout = 0;
 
+  /** TURN: requests answered from the retransmission cache. */
+  retransmissions = 0;
+  /** Unauthenticated error responses not sent because the source exceeded its rate. */
+  droppedRateLimited = 0;
+  /** Allocates that failed after authentication (no relay port: 508). */
+  allocateFailures = 0;
+  allocationsCreated = 0;
+  /** Allocations deleted, by reason (expired, refreshed-to-zero, connection-closed, …). */
+  readonly allocationsDeleted = new Map<string, number>();
+  /** Authentication failures by reason. */
+  readonly authFailures = new Map<string, number>();
+  /** CreatePermission/ChannelBind peers refused by the peer policy (403). */
+  peerRefusals = 0;
+  /** Relay drops: no allocation for the client, no permission, peer policy, no channel. */
+  droppedNoAllocation = 0;
+  droppedNoPermission = 0;
+  droppedPeerPolicy = 0;
+  droppedNoChannel = 0;
+  /** Relayed traffic (payload bytes). */
+  relayedToPeerPackets = 0;
+  relayedToPeerBytes = 0;
+  relayedToClientPackets = 0;
+  relayedToClientBytes = 0;
+
+  countAllocationDeleted(reason: string): void {
+    this.allocationsDeleted.set(reason, (this.allocationsDeleted.get(reason) ?? 0) + 1);
+  }
+
+  countAuthFailure(reason: string): void {
+    this.authFailures.set(reason, (this.authFailures.get(reason) ?? 0) + 1);
+  }
+
   countError(code: number): void {
     this.errorResponses.set(code, (this.errorResponses.get(code) ?? 0) + 1);
   }

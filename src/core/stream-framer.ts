@@ -23,8 +23,12 @@ export class StreamFramer {
   /** Bytes needed before the pending message can be handed out (4 until its header is known). */
   private need = 0;
 
-  constructor(maxFrameBytes: number) {
+  private readonly lastChannelByte: number;
+
+  /** `legacyChannels`: frame RFC 5766 channel numbers up to 0x7FFE as ChannelData too. */
+  constructor(maxFrameBytes: number, legacyChannels = false) {
     this.maxFrameBytes = maxFrameBytes;
+    this.lastChannelByte = legacyChannels ? 127 : 79;
   }
 
   /** Bytes buffered of an incomplete message; > 0 means the peer stopped mid-message. */
@@ -84,7 +88,7 @@ export class StreamFramer {
     if (first < 4) {
       if (len & 3) return 'bad-length';
       size = HEADER_LENGTH + len;
-    } else if (first >= 64 && first <= 79) {
+    } else if (first >= 64 && first <= this.lastChannelByte) {
       size = CHANNEL_HEADER_LENGTH + ((len + 3) & ~3);
     } else {
       return 'garbage';

@@ -9,8 +9,19 @@
  *  - Binding requests get a success with XOR-MAPPED-ADDRESS (§7.3.1), FINGERPRINT added when the
  *    request carried one; Binding indications are accepted and ignored.
  */
-import { AttrType, Class, Method, REASON_PHRASES } from './constants.js';
+import { AttrType, CHANNEL_MAX, Class, Method, REASON_PHRASES } from './constants.js';
+import { SourceRateLimiter } from './rate-limit.js';
 import { Stats } from './stats.js';
+import type { ClientEndpoint } from './turn/allocation.js';
+import type { TurnService } from './turn/service.js';
+
+const TURN_REQUESTS: ReadonlySet<number> = new Set([
+  Method.Allocate,
+  Method.Refresh,
+  Method.CreatePermission,
+  Method.ChannelBind,
+]);
+
 import { unknownRequiredAttributes } from './stun/attrs.js';
 import { decodeStunInto, StunView } from './stun/decode.js';
 import { StunWriter } from './stun/encode.js';
@@ -26,13 +37,21 @@ export interface StunCoreOptions {
 export class StunCore {
   readonly stats: Stats;
   private options: StunCoreOptions;
+  /** The TURN service, when credentials are configured; without it TURN methods get 400. */
+  turn: TurnService | undefined;
+  /** Highest channel number served: CHANNEL_MAX, or RFC5766_CHANNEL_MAX with `rfc5766-channel-numbers`. */
+  maxChannel: number = CHANNEL_MAX;
+  /** Budget for error responses to unauthenticated requests, per source IP. */
+  readonly limiter: SourceRateLimiter;
   /** Reused for every message: handling is synchronous, nothing keeps a reference. */
   private readonly view = new StunView();
   private readonly writer = new StunWriter(256);
 
-  constructor(options: StunCoreOptions, stats: Stats = new Stats()) {
+  constructor(options: StunCoreOptions, stats: Stats = new Stats(), limiter = new SourceRateLimiter(0)) {
     this.options = options;
     this.stats = stats;
+    this.limiter = limiter;
+    this.turn = undefined;
   }
 
   /** Applies new options (configuration reload). */
@@ -41,10 +60,11 @@ export class StunCore {
   }
 
   /**
-   * Handles one STUN message (already demultiplexed by its first byte) from `address`:`port`.
-   * Returns the response to send back, or null to send nothing.
+   * Handles one STUN message (already demultiplexed by its first byte) from `address`:`port`,
+   * received on `endpoint`. Returns the response to send back, or null to send nothing (dropped,
+   * or answered later through the endpoint).
    */
-  handle(buf: Buffer, address: string, port: number): Buffer | null {
+  handle(buf: Buffer, address: string, port: number, endpoint?: ClientEndpoint): Buffer | null {
     const view = this.view;
     if (decodeStunInto(buf, view) !== null) {
       this.stats.droppedMalformed++;
@@ -57,6 +77,8 @@ export class StunCore {
     this.stats.stunMessages++;
     if (view.cls === Class.Indication) {
       if (view.method === Method.Binding) this.stats.bindingIndications++;
+      else if (view.method === Method.Send && this.turn !== undefined && endpoint !== undefined)
+        this.turn.sendIndication(view, endpoint, address, port);
       else this.stats.droppedUnsupported++;
       return null;
     }
@@ -66,12 +88,15 @@ export class StunCore {
     }
     const unknown = unknownRequiredAttributes(view);
     if (unknown.length > 0) {
-      return this.error(view, 420, unknown);
+      return this.error(view, 420, address, unknown);
     }
     if (view.method === Method.Binding) return this.binding(view, address, port);
-    // Methods this service does not implement: 400 (RFC 8489 §6.3.1.1 leaves it to the server;
-    // an unknown method is a malformed request from our point of view).
-    return this.error(view, 400);
+    if (this.turn !== undefined && endpoint !== undefined && TURN_REQUESTS.has(view.method)) {
+      return this.turn.handleRequest(view, endpoint, address, port, Date.now());
+    }
+    // Methods this service does not implement (TURN without credentials configured, RFC 6062's
+    // TCP relaying, unknown methods): 400.
+    return this.error(view, 400, address);
   }
 
   /** RFC 8489 §7.3.1: Binding success with XOR-MAPPED-ADDRESS of the request's source. */
@@ -84,7 +109,12 @@ export class StunCore {
     return this.finish(view, w);
   }
 
-  private error(view: StunView, code: number, unknown?: readonly number[]): Buffer {
+  /** An error to a request nobody authenticated: subject to the per-source rate limit. */
+  private error(view: StunView, code: number, address: string, unknown?: readonly number[]): Buffer | null {
+    if (!this.limiter.take(address, Date.now())) {
+      this.stats.droppedRateLimited++;
+      return null;
+    }
     this.stats.countError(code);
     const w = this.writer.startResponse(view.method, Class.Error, view.buf);
     w.addErrorCode(code, this.options.reasonPhrases ? (REASON_PHRASES[code] ?? '') : '');

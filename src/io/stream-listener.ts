@@ -10,6 +10,7 @@
  * Timeouts are checked by one coarse sweep per listener, not by a timer per connection.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { CHANNEL_MAX } from '../core/constants.js';
 import { PacketKind } from '../core/demux.js';
 import { StreamFramer } from '../core/stream-framer.js';
 import type { StunCore } from '../core/stun-core.js';
@@ -37,9 +38,9 @@ class Connection {
   /** When the current incomplete message started, or 0. */
   midFrameSinceMs = 0;
 
-  constructor(socket: Socket, maxFrameBytes: number, nowMs: number) {
+  constructor(socket: Socket, maxFrameBytes: number, legacyChannels: boolean, nowMs: number) {
     this.socket = socket;
-    this.framer = new StreamFramer(maxFrameBytes);
+    this.framer = new StreamFramer(maxFrameBytes, legacyChannels);
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.lastMessageAtMs = nowMs;
@@ -100,7 +101,12 @@ export class StreamListener {
   }
 
   private onConnection(socket: Socket): void {
-    const conn = new Connection(socket, this.options.maxFrameBytes, Date.now());
+    const conn = new Connection(
+      socket,
+      this.options.maxFrameBytes,
+      this.core.maxChannel > CHANNEL_MAX,
+      Date.now(),
+    );
     this.connections.add(conn);
     this.core.stats.streamAccepted++;
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));

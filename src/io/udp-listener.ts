@@ -4,8 +4,11 @@
  * returns. Nothing here allocates per datagram beyond what `dgram` and the response need.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { channelDataLength } from '../core/channel-data.js';
+import { CHANNEL_MAX } from '../core/constants.js';
 import { classify, PacketKind } from '../core/demux.js';
 import type { StunCore } from '../core/stun-core.js';
+import type { ClientEndpoint } from '../core/turn/allocation.js';
 import { BindError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ipLiteralLookup } from './ip-lookup.js';
@@ -17,7 +20,8 @@ export interface UdpListenerOptions {
   readonly sockBufSize: number;
 }
 
-export class UdpListener {
+export class UdpListener implements ClientEndpoint {
+  readonly transport = 'udp' as const;
   readonly options: UdpListenerOptions;
   private readonly core: StunCore;
   private readonly log: Logger;
@@ -62,14 +66,31 @@ export class UdpListener {
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     if (msg.length === 0) return;
-    const kind = classify(msg[0]!);
-    if (kind === PacketKind.Stun) {
-      const out = this.core.handle(msg, rinfo.address, rinfo.port);
+    const core = this.core;
+    const kind = classify(msg[0]!, core.maxChannel > CHANNEL_MAX);
+    if (kind === PacketKind.ChannelData) {
+      // Hot path: client → peer over a channel. No object is built here.
+      const turn = core.turn;
+      const len = channelDataLength(msg, core.maxChannel);
+      const a = turn === undefined || len < 0 ? undefined : turn.table.find(this, rinfo.address, rinfo.port);
+      if (a === undefined) this.core.stats.droppedNoAllocation++;
+      else turn!.relayChannelData(a, msg, len);
+    } else if (kind === PacketKind.Stun) {
+      const out = this.core.handle(msg, rinfo.address, rinfo.port, this);
       if (out !== null) this.socket!.send(out, rinfo.port, rinfo.address);
     } else {
-      // ChannelData without an allocation (TURN is served by the allocation layer) or not ours.
       this.core.stats.droppedMalformed++;
     }
+  }
+
+  /** ClientEndpoint: one datagram to a client. */
+  send(buf: Buffer, address: string, port: number): void {
+    this.socket?.send(buf, port, address);
+  }
+
+  /** ClientEndpoint: the buffers go out as one datagram (scatter/gather, no copy). */
+  sendv(bufs: readonly Buffer[], address: string, port: number): void {
+    this.socket?.send(bufs as Buffer[], port, address);
   }
 
   /** The bound address and port (port 0 in the options picks a free one). */

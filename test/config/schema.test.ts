@@ -60,6 +60,7 @@ t.test('defaults', async (t) => {
     maxPermissions: 64,
     maxChannels: 64,
     unauthorizedRatelimitRps: 10,
+    rfc5766ChannelNumbers: false,
     noSha256: false,
     logLevel: 'info',
     noUdp: false,

@@ -1,0 +1,52 @@
+/**
+ * Responses to authenticated TURN requests, kept for the retransmission window (RFC 8489 §6.3.1:
+ * a retransmitted request gets the same answer). Keyed by client transport address and
+ * transaction ID, so a Refresh with LIFETIME 0 retransmitted after the allocation is gone still gets
+ * its success, not a 437. Bounded: at most `capacity` entries, each kept `ttlSec` (the last
+ * retransmission of RFC 8489's default schedule comes 39.5 s after the first try).
+ */
+export class ResponseCache {
+  private readonly capacity: number;
+  private readonly ttlSec: number;
+  private readonly entries = new Map<string, { readonly response: Buffer; readonly expiresAtSec: number }>();
+
+  constructor(capacity = 8192, ttlSec = 40) {
+    this.capacity = capacity;
+    this.ttlSec = ttlSec;
+  }
+
+  static key(transport: string, address: string, port: number, request: Buffer): string {
+    return `${transport}|${address}|${port}|${request.toString('hex', 8, 20)}`;
+  }
+
+  get(key: string, nowSec: number): Buffer | undefined {
+    const e = this.entries.get(key);
+    if (e === undefined) return undefined;
+    if (e.expiresAtSec <= nowSec) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e.response;
+  }
+
+  set(key: string, response: Buffer, nowSec: number): void {
+    this.entries.delete(key);
+    this.entries.set(key, { response, expiresAtSec: nowSec + this.ttlSec });
+    if (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+  }
+
+  /** Drops expired entries (periodic sweep). */
+  prune(nowSec: number): void {
+    for (const [k, e] of this.entries) {
+      if (e.expiresAtSec > nowSec) break; // insertion order ≈ expiry order
+      this.entries.delete(k);
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
