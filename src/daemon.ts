@@ -1,8 +1,8 @@
 /**
  * Process lifecycle: logger, listeners, signals, fatal errors.
  *  - SIGTERM / SIGINT: close every socket and exit 0; a second signal exits at once.
- *  - SIGHUP: acknowledged and logged (live reload arrives with the operations work); it must not
- *    kill the daemon, which is Node's default for SIGHUP.
+ *  - SIGHUP: reloads the TLS certificate and key (full configuration reload arrives with the
+ *    operations work); it never kills the daemon, which is Node's default for SIGHUP.
  *  - uncaught exceptions and unhandled rejections: logged at fatal (synchronously), exit 1.
  */
 import type { Config } from './config/types.js';
@@ -12,7 +12,6 @@ import { listenAddresses, startServer, type TurnpikeServer } from './server.js';
 /** Keys accepted and validated now whose features are served by later releases (see README). */
 function pendingFeatures(config: Config): string[] {
   const pending: string[] = [];
-  if (!config.noTls && config.cert !== undefined) pending.push('tls-listening-port/cert/pkey (TLS listener)');
   if (config.users.length > 0 || config.useAuthSecret)
     pending.push('user/use-auth-secret (TURN allocations)');
   if (config.prometheus) pending.push('prometheus (metrics listener)');
@@ -30,7 +29,7 @@ export async function runDaemon(config: Config, log: Logger = createLogger(confi
   }
   const listening = [
     ...server.udp.map((l) => ({ transport: 'udp', ...l.address() })),
-    ...server.tcp.map((l) => ({ transport: 'tcp', ...l.address() })),
+    ...server.tcp.map((l) => ({ transport: l.options.tls ? 'tls' : 'tcp', ...l.address() })),
   ];
   const relay = server.turn?.pool.addresses.map((a) =>
     a.local === a.advertised ? a.local : `${a.advertised}/${a.local}`,
@@ -64,9 +63,13 @@ export async function runDaemon(config: Config, log: Logger = createLogger(confi
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.on('SIGHUP', () =>
-      log.info('SIGHUP received: configuration reload is not supported by this version'),
-    );
+    process.on('SIGHUP', () => {
+      if (server.certificates !== undefined) server.certificates.reload('SIGHUP');
+      else
+        log.info(
+          'SIGHUP received: nothing to reload (configuration reload is not supported by this version)',
+        );
+    });
   });
 }
 

@@ -8,7 +8,8 @@ import { SourceRateLimiter } from './core/rate-limit.js';
 import { Stats } from './core/stats.js';
 import { StunCore } from './core/stun-core.js';
 import { BindError } from './errors.js';
-import { StreamListener } from './io/stream-listener.js';
+import { CertificateStore } from './io/certificates.js';
+import { type ConnectionBudget, StreamListener, type StreamListenerOptions } from './io/stream-listener.js';
 import { UdpListener } from './io/udp-listener.js';
 import type { Logger } from './log.js';
 import { buildTurn, type TurnSetup, turnEnabled } from './turn-setup.js';
@@ -20,6 +21,8 @@ export interface TurnpikeServer {
   readonly core: StunCore;
   /** The TURN side, when credentials are configured. */
   readonly turn: TurnSetup | undefined;
+  /** The TLS certificate, when TLS is configured (reload on SIGHUP). */
+  readonly certificates: CertificateStore | undefined;
   readonly udp: readonly UdpListener[];
   readonly tcp: readonly StreamListener[];
   close(): Promise<void>;
@@ -56,7 +59,14 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
   }
   const udp: UdpListener[] = [];
   const tcp: StreamListener[] = [];
+  const budget: ConnectionBudget = { open: 0, max: config.maxTcpConnections };
+  let certificates: CertificateStore | undefined;
+  if (!config.noTls && config.cert !== undefined && config.pkey !== undefined) {
+    certificates = new CertificateStore(config.cert, config.pkey, log);
+    certificates.watch();
+  }
   const closeAll = async (): Promise<void> => {
+    certificates?.close();
     if (sweepTimer !== undefined) clearInterval(sweepTimer);
     turn?.service.closeAll('shutdown');
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
@@ -75,15 +85,20 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
         }
         if (!config.noTcp) {
           const l = new StreamListener(
-            {
-              address,
-              port: config.listeningPort,
-              maxConnections: config.maxTcpConnections,
-              idleTimeoutMs: config.tcpIdleTimeout * 1000,
-              frameTimeoutMs: config.tcpFrameTimeout * 1000,
-              maxFrameBytes: config.maxFrameBytes,
-              maxPendingWriteBytes: MAX_PENDING_WRITE_BYTES,
-            },
+            streamOptions(config, address, config.listeningPort, budget, undefined),
+            core,
+            log,
+          );
+          await l.start();
+          tcp.push(l);
+        }
+        if (certificates !== undefined) {
+          const tls = {
+            context: () => certificates.current(),
+            handshakeTimeoutMs: config.tlsHandshakeTimeout * 1000,
+          };
+          const l = new StreamListener(
+            streamOptions(config, address, config.tlsListeningPort, budget, tls),
             core,
             log,
           );
@@ -110,5 +125,26 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     await closeAll();
     throw err;
   }
-  return { core, turn, udp, tcp, close: closeAll };
+  return { core, turn, udp, tcp, certificates, close: closeAll };
+}
+
+function streamOptions(
+  config: Config,
+  address: string,
+  port: number,
+  budget: ConnectionBudget,
+  tls: StreamListenerOptions['tls'],
+): StreamListenerOptions {
+  return {
+    address,
+    port,
+    budget,
+    maxConnectionsPerIp: config.maxTcpConnectionsPerIp,
+    idleTimeoutMs: config.tcpIdleTimeout * 1000,
+    frameTimeoutMs: config.tcpFrameTimeout * 1000,
+    maxFrameBytes: config.maxFrameBytes,
+    maxPendingWriteBytes: MAX_PENDING_WRITE_BYTES,
+    proxyProtocol: config.proxyProtocol,
+    ...(tls === undefined ? {} : { tls }),
+  };
 }

@@ -462,12 +462,31 @@ export const KEYS = [
     default: 10000,
     description: 'Most concurrent TCP and TLS client connections.',
   }),
+  integer('max-tcp-connections-per-ip', 'maxTcpConnectionsPerIp', {
+    min: 0,
+    max: INT32,
+    default: 256,
+    description: 'Most concurrent TCP and TLS connections from one source IP address; 0 means no per-IP cap.',
+  }),
+  integer('tls-handshake-timeout', 'tlsHandshakeTimeout', {
+    min: 1,
+    max: 3600,
+    default: 10,
+    arg: 'seconds',
+    description: 'Close a TLS connection whose handshake has not completed after this many seconds.',
+  }),
+  boolean('proxy-protocol', 'proxyProtocol', {
+    default: false,
+    description:
+      'Expect a PROXY protocol v1 or v2 header (from a load balancer) at the start of every TCP and TLS connection, and use the client address it carries.',
+  }),
   integer('tcp-idle-timeout', 'tcpIdleTimeout', {
     min: 1,
     max: 86400,
     default: 30,
     arg: 'seconds',
-    description: 'Close a TCP/TLS connection after this many seconds without a complete frame.',
+    description:
+      'Close a TCP/TLS connection that holds no allocation after this many seconds without a complete message.',
   }),
   integer('tcp-frame-timeout', 'tcpFrameTimeout', {
     min: 1,

@@ -71,6 +71,10 @@ export interface Config {
   readonly softwareAttribute: boolean;
   /** Stream (TCP/TLS) limits. */
   readonly maxTcpConnections: number; // `max-tcp-connections`, default 10000
+  readonly maxTcpConnectionsPerIp: number; // `max-tcp-connections-per-ip`, default 256 (0 = no cap)
+  readonly tlsHandshakeTimeout: number; // `tls-handshake-timeout` seconds, default 10
+  /** Expect HAProxy PROXY v1/v2 headers on TCP and TLS connections (`proxy-protocol`). */
+  readonly proxyProtocol: boolean;
   readonly tcpIdleTimeout: number; // `tcp-idle-timeout` seconds without a complete frame, default 30
   readonly tcpFrameTimeout: number; // `tcp-frame-timeout` seconds a frame may stay incomplete, default 5
   readonly maxFrameBytes: number; // `max-frame-bytes`, default 65540 (ChannelData 4 + 65535 + pad)

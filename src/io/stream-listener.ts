@@ -1,49 +1,114 @@
 /**
- * STUN over TCP (RFC 8489 §6.2.2) with RFC 8656 §12.5 framing. Each connection owns a
- * StreamFramer; limits protect the process from any single client:
- *  - a cap on concurrent connections (further ones are refused at accept);
- *  - an idle timeout: a connection that completes no message for `idleTimeoutMs` is closed;
+ * STUN and TURN over TCP and TLS (RFC 8489 §6.2.2, RFC 8656 §5, §12.5) with RFC 8656 stream
+ * framing. Each connection owns a StreamFramer and is the ClientEndpoint of its allocation.
+ *
+ * Limits protect the process from any single client:
+ *  - a cap on concurrent connections in total and per source IP (further ones are closed at accept);
+ *  - a TLS handshake timeout;
+ *  - an idle timeout while the connection holds no allocation (a connection that never sends a
+ *    valid message, or a Binding-only one gone quiet); with an allocation, the allocation's own
+ *    lifetime governs, and the connection closing deletes the allocation at once (RFC 8656 §5);
  *  - a frame timeout: a connection that stops in the middle of a message is closed after
  *    `frameTimeoutMs`, however recently it sent its last byte;
- *  - a maximum frame size, and garbage at a message boundary closes the connection;
- *  - an output budget: responses to a client that does not read are dropped, not buffered.
+ *  - a maximum frame size; garbage at a message boundary closes the connection;
+ *  - an output budget: data for a client that does not read is dropped and counted, never queued
+ *    without bound.
+ * With `proxyProtocol`, each connection must start with a PROXY v1/v2 header (from a load
+ * balancer); the address in it is the client's address for everything that follows.
  * Timeouts are checked by one coarse sweep per listener, not by a timer per connection.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { type SecureContext, TLSSocket } from 'node:tls';
+import { channelDataLength } from '../core/channel-data.js';
 import { CHANNEL_MAX } from '../core/constants.js';
 import { PacketKind } from '../core/demux.js';
+import { parseProxyHeader } from '../core/proxy-protocol.js';
 import { StreamFramer } from '../core/stream-framer.js';
 import type { StunCore } from '../core/stun-core.js';
+import type { Allocation, ClientEndpoint } from '../core/turn/allocation.js';
 import { BindError } from '../errors.js';
 import type { Logger } from '../log.js';
+
+/** Connections open across all stream listeners, against the `max-tcp-connections` cap. */
+export interface ConnectionBudget {
+  open: number;
+  readonly max: number;
+}
 
 export interface StreamListenerOptions {
   readonly address: string;
   readonly port: number;
-  readonly maxConnections: number;
+  /** Shared by every TCP/TLS listener of the server. */
+  readonly budget: ConnectionBudget;
+  /** Most concurrent connections from one source IP (0 = no per-IP cap). */
+  readonly maxConnectionsPerIp: number;
   readonly idleTimeoutMs: number;
   readonly frameTimeoutMs: number;
   readonly maxFrameBytes: number;
-  /** Bytes that may wait in a connection's send buffer before further responses are dropped. */
+  /** Bytes that may wait in a connection's send buffer before further output is dropped. */
   readonly maxPendingWriteBytes: number;
+  /** Expect a PROXY protocol header before anything else. */
+  readonly proxyProtocol: boolean;
+  /** TLS: the current certificate/key context, read at each new connection (hot reload). */
+  readonly tls?: { readonly context: () => SecureContext; readonly handshakeTimeoutMs: number };
 }
 
-class Connection {
-  readonly socket: Socket;
-  readonly framer: StreamFramer;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  /** When the last complete message arrived (or the connection opened). */
-  lastMessageAtMs: number;
-  /** When the current incomplete message started, or 0. */
-  midFrameSinceMs = 0;
+const ConnState = { Proxy: 0, Handshake: 1, Open: 2 } as const;
+type ConnState = (typeof ConnState)[keyof typeof ConnState];
 
-  constructor(socket: Socket, maxFrameBytes: number, legacyChannels: boolean, nowMs: number) {
-    this.socket = socket;
-    this.framer = new StreamFramer(maxFrameBytes, legacyChannels);
-    this.remoteAddress = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
+class Connection implements ClientEndpoint {
+  readonly transport: 'tcp' | 'tls';
+  /** The socket carrying STUN/TURN: the TLSSocket for TLS, else the TCP socket. */
+  stream: Socket;
+  readonly raw: Socket;
+  readonly framer: StreamFramer;
+  /** The client's address: the peer of the TCP connection, or the one a PROXY header gave. */
+  remoteAddress: string;
+  remotePort: number;
+  /** The address counted against the per-IP cap (the TCP peer; a PROXY header does not move it). */
+  readonly capAddress: string;
+  state: ConnState;
+  openedAtMs: number;
+  lastMessageAtMs: number;
+  midFrameSinceMs = 0;
+  /** Bytes of a PROXY header received so far. */
+  proxyBuf: Buffer | undefined = undefined;
+  allocation: Allocation | undefined = undefined;
+  closed = false;
+  private readonly listener: StreamListener;
+
+  constructor(
+    raw: Socket,
+    transport: 'tcp' | 'tls',
+    framer: StreamFramer,
+    listener: StreamListener,
+    nowMs: number,
+  ) {
+    this.raw = raw;
+    this.stream = raw;
+    this.transport = transport;
+    this.framer = framer;
+    this.remoteAddress = unmapped(raw.remoteAddress ?? '');
+    this.remotePort = raw.remotePort ?? 0;
+    this.capAddress = this.remoteAddress;
+    this.state = ConnState.Open;
+    this.openedAtMs = nowMs;
     this.lastMessageAtMs = nowMs;
+    this.listener = listener;
+  }
+
+  send(buf: Buffer): void {
+    if (this.listener.admit(this, buf.length)) this.stream.write(buf);
+  }
+
+  sendv(bufs: readonly Buffer[]): void {
+    let n = 0;
+    for (const b of bufs) n += b.length;
+    if (!this.listener.admit(this, n)) return;
+    const s = this.stream;
+    s.cork();
+    for (const b of bufs) s.write(b);
+    s.uncork();
   }
 }
 
@@ -53,12 +118,13 @@ export class StreamListener {
   private readonly log: Logger;
   private server: Server | undefined;
   private readonly connections = new Set<Connection>();
+  private readonly perIp = new Map<string, number>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: StreamListenerOptions, core: StunCore, log: Logger) {
     this.options = options;
     this.core = core;
-    this.log = log.child({ listener: `tcp:${options.address}:${options.port}` });
+    this.log = log.child({ listener: `${options.tls ? 'tls' : 'tcp'}:${options.address}:${options.port}` });
   }
 
   get connectionCount(): number {
@@ -67,17 +133,17 @@ export class StreamListener {
 
   async start(): Promise<void> {
     const server = createServer({ noDelay: true, keepAlive: false });
-    server.maxConnections = this.options.maxConnections;
-    server.on('drop', () => {
-      this.core.stats.streamRefused++;
-    });
     server.on('connection', (socket) => this.onConnection(socket));
+    const kind = this.options.tls ? 'TLS' : 'TCP';
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         reject(
-          new BindError(`cannot listen on TCP ${this.options.address}:${this.options.port}: ${err.message}`, {
-            cause: err,
-          }),
+          new BindError(
+            `cannot listen on ${kind} ${this.options.address}:${this.options.port}: ${err.message}`,
+            {
+              cause: err,
+            },
+          ),
         );
       };
       server.once('error', onError);
@@ -90,72 +156,179 @@ export class StreamListener {
         },
       );
     });
-    server.on('error', (err) => this.log.error({ err: err.message }, 'tcp listener error'));
+    server.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
     this.server = server;
-    const period = Math.max(
-      50,
-      Math.min(1000, Math.floor(Math.min(this.options.frameTimeoutMs, this.options.idleTimeoutMs) / 4)),
+    const shortest = Math.min(
+      this.options.frameTimeoutMs,
+      this.options.idleTimeoutMs,
+      this.options.tls?.handshakeTimeoutMs ?? Number.POSITIVE_INFINITY,
     );
-    this.sweepTimer = setInterval(() => this.sweep(Date.now()), period);
+    this.sweepTimer = setInterval(
+      () => this.sweep(Date.now()),
+      Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
+    );
     this.sweepTimer.unref();
   }
 
   private onConnection(socket: Socket): void {
+    const nowMs = Date.now();
     const conn = new Connection(
       socket,
-      this.options.maxFrameBytes,
-      this.core.maxChannel > CHANNEL_MAX,
-      Date.now(),
+      this.options.tls ? 'tls' : 'tcp',
+      new StreamFramer(this.options.maxFrameBytes, this.core.maxChannel > CHANNEL_MAX),
+      this,
+      nowMs,
     );
-    this.connections.add(conn);
-    this.core.stats.streamAccepted++;
-    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('error', () => {
       // Resets and timeouts of one client are routine; 'close' follows.
     });
-    socket.on('close', () => {
-      this.connections.delete(conn);
-      conn.framer.reset();
+    const ip = conn.capAddress;
+    const n = this.perIp.get(ip) ?? 0;
+    const budget = this.options.budget;
+    if (
+      budget.open >= budget.max ||
+      (this.options.maxConnectionsPerIp > 0 && n >= this.options.maxConnectionsPerIp)
+    ) {
+      this.core.stats.streamRefused++;
+      socket.destroy();
+      return;
+    }
+    budget.open++;
+    this.perIp.set(ip, n + 1);
+    this.connections.add(conn);
+    this.core.stats.streamAccepted++;
+    socket.on('close', () => this.onClose(conn));
+    if (this.options.proxyProtocol) {
+      conn.state = ConnState.Proxy;
+      const onProxyData = (chunk: Buffer): void => {
+        conn.proxyBuf = conn.proxyBuf === undefined ? chunk : Buffer.concat([conn.proxyBuf, chunk]);
+        const r = parseProxyHeader(conn.proxyBuf);
+        if (r.state === 'incomplete') return;
+        socket.off('data', onProxyData);
+        if (r.state === 'invalid') {
+          this.core.stats.streamClosedBadFrame++;
+          socket.destroy();
+          return;
+        }
+        const rest = conn.proxyBuf.subarray(r.length);
+        conn.proxyBuf = undefined;
+        if (r.source !== undefined) {
+          conn.remoteAddress = unmapped(r.source.address);
+          conn.remotePort = r.source.port;
+        }
+        socket.pause();
+        if (rest.length > 0) socket.unshift(rest);
+        this.afterProxy(conn);
+        socket.resume();
+      };
+      socket.on('data', onProxyData);
+    } else {
+      this.afterProxy(conn);
+    }
+  }
+
+  /** Starts TLS (if this is a TLS listener) or STUN framing on the connection. */
+  private afterProxy(conn: Connection): void {
+    const tls = this.options.tls;
+    if (tls === undefined) {
+      conn.state = ConnState.Open;
+      conn.stream.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+      return;
+    }
+    conn.state = ConnState.Handshake;
+    conn.openedAtMs = Date.now();
+    // Buffered bytes (unshifted after a PROXY header) are fed to the TLS engine by TLSSocket.
+    const secure = new TLSSocket(conn.raw, {
+      isServer: true,
+      secureContext: tls.context(),
+      ALPNProtocols: ['stun.turn'],
+      requestCert: false,
     });
+    conn.stream = secure;
+    secure.on('error', (err: Error) => {
+      this.log.debug({ err: err.message, remote: conn.remoteAddress }, 'tls error');
+      conn.raw.destroy();
+    });
+    secure.on('secure', () => {
+      conn.state = ConnState.Open;
+      conn.lastMessageAtMs = Date.now();
+    });
+    secure.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+    secure.on('close', () => conn.raw.destroy());
   }
 
   private onData(conn: Connection, chunk: Buffer): void {
     const err = conn.framer.push(chunk, (frame, kind) => {
       conn.lastMessageAtMs = Date.now();
       if (kind === PacketKind.Stun) {
-        const out = this.core.handle(frame, conn.remoteAddress, conn.remotePort);
-        if (out !== null) this.write(conn, out);
-      } else {
-        this.core.stats.droppedMalformed++; // ChannelData with no allocation on this connection
+        const out = this.core.handle(frame, conn.remoteAddress, conn.remotePort, conn);
+        if (out !== null) conn.send(out);
+        return;
       }
+      // ChannelData (padding already stripped by the framer).
+      const turn = this.core.turn;
+      let a = conn.allocation;
+      if ((a === undefined || a.deleted) && turn !== undefined) {
+        a = turn.table.find(conn, conn.remoteAddress, conn.remotePort);
+        conn.allocation = a;
+      }
+      const len = channelDataLength(frame, this.core.maxChannel);
+      if (a === undefined || a.pending || len < 0) this.core.stats.droppedNoAllocation++;
+      else turn!.relayChannelData(a, frame, len);
     });
     if (err !== null) {
       this.core.stats.streamClosedBadFrame++;
       this.log.debug({ reason: err, remote: conn.remoteAddress }, 'closing stream: bad frame');
-      conn.socket.destroy();
+      conn.raw.destroy();
       return;
     }
     if (conn.framer.buffered === 0) conn.midFrameSinceMs = 0;
     else if (conn.midFrameSinceMs === 0) conn.midFrameSinceMs = Date.now();
   }
 
-  private write(conn: Connection, out: Buffer): void {
-    if (conn.socket.writableLength > this.options.maxPendingWriteBytes) {
+  /** Output budget: false (and a counted drop) when the client is not reading. */
+  admit(conn: Connection, bytes: number): boolean {
+    if (conn.closed) return false;
+    if (conn.stream.writableLength + bytes > this.options.maxPendingWriteBytes) {
       this.core.stats.droppedBackpressure++;
-      return;
+      return false;
     }
-    conn.socket.write(out);
+    return true;
   }
 
-  /** Closes connections that stalled mid-message or stayed idle too long. */
+  private onClose(conn: Connection): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.connections.delete(conn);
+    this.options.budget.open--;
+    const n = (this.perIp.get(conn.capAddress) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(conn.capAddress);
+    else this.perIp.set(conn.capAddress, n);
+    conn.framer.reset();
+    // RFC 8656 §5: the allocation of a TCP/TLS connection ends with the connection.
+    this.core.turn?.endpointClosed(conn);
+  }
+
+  /** Closes connections that stalled mid-message, idled without an allocation, or never finished TLS. */
   sweep(nowMs: number): void {
     const { frameTimeoutMs, idleTimeoutMs } = this.options;
+    const handshakeMs = this.options.tls?.handshakeTimeoutMs ?? Number.POSITIVE_INFINITY;
+    const turn = this.core.turn;
     for (const conn of this.connections) {
-      const stalled = conn.midFrameSinceMs !== 0 && nowMs - conn.midFrameSinceMs >= frameTimeoutMs;
-      if (stalled || nowMs - conn.lastMessageAtMs >= idleTimeoutMs) {
+      let expired: boolean;
+      if (conn.state !== ConnState.Open) {
+        // PROXY header or TLS handshake still incomplete.
+        expired = nowMs - conn.openedAtMs >= Math.min(handshakeMs, frameTimeoutMs);
+      } else if (conn.midFrameSinceMs !== 0 && nowMs - conn.midFrameSinceMs >= frameTimeoutMs) {
+        expired = true;
+      } else {
+        const hasAllocation = turn?.table.find(conn, conn.remoteAddress, conn.remotePort) !== undefined;
+        expired = !hasAllocation && nowMs - conn.lastMessageAtMs >= idleTimeoutMs;
+      }
+      if (expired) {
         this.core.stats.streamClosedTimeout++;
-        this.connections.delete(conn);
-        conn.socket.destroy();
+        conn.raw.destroy();
+        this.onClose(conn);
       }
     }
   }
@@ -171,8 +344,14 @@ export class StreamListener {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
-    for (const conn of this.connections) conn.socket.destroy();
-    this.connections.clear();
+    for (const conn of [...this.connections]) {
+      conn.raw.destroy();
+      this.onClose(conn);
+    }
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

@@ -17,7 +17,9 @@ async function listener(
     {
       address: '127.0.0.1',
       port: 0,
-      maxConnections: 100,
+      budget: { open: 0, max: 100 },
+      maxConnectionsPerIp: 0,
+      proxyProtocol: false,
       idleTimeoutMs: 10_000,
       frameTimeoutMs: 10_000,
       maxFrameBytes: 65540,
@@ -47,7 +49,7 @@ async function open(
 }
 
 t.test('connection cap: extra connections are refused, existing ones keep working', async (t) => {
-  const { l, core, port } = await listener(t, { maxConnections: 5 });
+  const { l, core, port } = await listener(t, { budget: { open: 0, max: 5 } });
   const working = await tcpClient('127.0.0.1', port);
   t.teardown(() => working.socket.destroy());
   const others = await Promise.all([1, 2, 3, 4].map(() => open(port)));
