@@ -9,15 +9,6 @@ import type { Config } from './config/types.js';
 import { createLogger, type Logger } from './log.js';
 import { listenAddresses, startServer, type TurnpikeServer } from './server.js';
 
-/** Keys accepted and validated now whose features are served by later releases (see README). */
-function pendingFeatures(config: Config): string[] {
-  const pending: string[] = [];
-  if (config.users.length > 0 || config.useAuthSecret)
-    pending.push('user/use-auth-secret (TURN allocations)');
-  if (config.prometheus) pending.push('prometheus (metrics listener)');
-  return pending;
-}
-
 export async function runDaemon(config: Config, log: Logger = createLogger(config.logLevel)): Promise<void> {
   installFatalHandlers(log);
   let server: TurnpikeServer;
@@ -38,8 +29,6 @@ export async function runDaemon(config: Config, log: Logger = createLogger(confi
     { listening, default: listenAddresses(config).isDefault, turn: server.turn !== undefined, relay },
     'turnpike started',
   );
-  const pending = pendingFeatures(config);
-  if (pending.length > 0) log.warn({ pending }, 'configured features not served by this version yet');
 
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -8,10 +8,12 @@ import { SourceRateLimiter } from './core/rate-limit.js';
 import { Stats } from './core/stats.js';
 import { StunCore } from './core/stun-core.js';
 import { BindError } from './errors.js';
+import { HttpApi } from './http/server.js';
 import { CertificateStore } from './io/certificates.js';
 import { type ConnectionBudget, StreamListener, type StreamListenerOptions } from './io/stream-listener.js';
 import { UdpListener } from './io/udp-listener.js';
 import type { Logger } from './log.js';
+import { Metrics } from './metrics/registry.js';
 import { buildTurn, type TurnSetup, turnEnabled } from './turn-setup.js';
 
 /** Output a TCP client may leave unread before responses to it are dropped. */
@@ -23,6 +25,11 @@ export interface TurnpikeServer {
   readonly turn: TurnSetup | undefined;
   /** The TLS certificate, when TLS is configured (reload on SIGHUP). */
   readonly certificates: CertificateStore | undefined;
+  /** The HTTP listener (metrics, health, operator API), when `prometheus` is on. */
+  readonly http: HttpApi | undefined;
+  readonly metrics: Metrics | undefined;
+  /** Readiness: all listeners bound, not draining. */
+  readonly state: { ready: boolean; draining: boolean };
   readonly udp: readonly UdpListener[];
   readonly tcp: readonly StreamListener[];
   close(): Promise<void>;
@@ -43,7 +50,11 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     limiter,
   );
   const { addresses, isDefault } = listenAddresses(config);
-  const turn = turnEnabled(config) ? buildTurn(config, addresses, limiter, stats, log) : undefined;
+  const state = { ready: false, draining: false };
+  let metrics: Metrics | undefined;
+  const turn = turnEnabled(config)
+    ? buildTurn(config, addresses, limiter, stats, log, (sec) => metrics?.allocationLifetime.observe(sec))
+    : undefined;
   core.turn = turn?.service;
   if (config.rfc5766ChannelNumbers) core.maxChannel = RFC5766_CHANNEL_MAX;
   let sweepTimer: NodeJS.Timeout | undefined;
@@ -65,7 +76,10 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     certificates = new CertificateStore(config.cert, config.pkey, log);
     certificates.watch();
   }
+  let http: HttpApi | undefined;
   const closeAll = async (): Promise<void> => {
+    state.ready = false;
+    await http?.close();
     certificates?.close();
     if (sweepTimer !== undefined) clearInterval(sweepTimer);
     turn?.service.closeAll('shutdown');
@@ -121,11 +135,37 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     }
     if (udp.length === 0 && tcp.length === 0)
       throw new BindError('no listener enabled (no-udp and no-tcp both set)');
+    if (config.prometheus) {
+      metrics = new Metrics({ stats, turn: () => turn?.service, streams: () => tcp });
+      const m = metrics;
+      http = new HttpApi(log, config.apiToken);
+      http.route(
+        'GET',
+        '/metrics',
+        async () => {
+          const { contentType, body } = await m.render();
+          return { status: 200, contentType, body };
+        },
+        { protected: false },
+      );
+      http.route('GET', '/livez', () => ({ status: 200, body: 'ok\n' }), { protected: false });
+      http.route(
+        'GET',
+        '/readyz',
+        () =>
+          state.ready && !state.draining
+            ? { status: 200, body: 'ready\n' }
+            : { status: 503, body: state.draining ? 'draining\n' : 'starting\n' },
+        { protected: false },
+      );
+      await http.listen(config.prometheusAddress, config.prometheusPort);
+    }
   } catch (err) {
     await closeAll();
     throw err;
   }
-  return { core, turn, udp, tcp, certificates, close: closeAll };
+  state.ready = true;
+  return { core, turn, udp, tcp, certificates, http, metrics, state, close: closeAll };
 }
 
 function streamOptions(

@@ -145,6 +145,7 @@ export function buildTurn(
   limiter: SourceRateLimiter,
   stats: Stats,
   log: Logger,
+  onAllocationEnded?: (lifetimeSec: number) => void,
 ): TurnSetup {
   const pool = new RelayPool(
     relayAddresses(config, listening),
@@ -166,18 +167,21 @@ export function buildTurn(
         },
         'allocation created',
       ),
-    allocationDeleted: (a, reason) =>
+    allocationDeleted: (a, reason) => {
+      const durationSec = Math.max(0, Math.floor(Date.now() / 1000) - a.createdAtSec);
+      onAllocationEnded?.(durationSec);
       log.info(
         {
           alloc: a.id,
           user: a.userId,
           reason,
-          durationSec: Math.max(0, Math.floor(Date.now() / 1000) - a.createdAtSec),
+          durationSec,
           toPeer: { packets: a.packetsToPeer, bytes: a.bytesToPeer },
           toClient: { packets: a.packetsToClient, bytes: a.bytesToClient },
         },
         'allocation deleted',
-      ),
+      );
+    },
   };
   const service = new TurnService(
     turnOptions(config),

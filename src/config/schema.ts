@@ -443,6 +443,14 @@ export const KEYS = [
     jsonHint: IP_HINT,
     description: 'Metrics HTTP address (an IP address).',
   }),
+  string('api-token', 'apiToken', {
+    default: undefined,
+    arg: 'token',
+    secret: true,
+    check: checkSecret,
+    description:
+      'Bearer token for the operator endpoints of the HTTP listener (ICE-server credentials, admin API); unset disables them. Prefer TURNPIKE_API_TOKEN_FILE.',
+  }),
   oneOf('log-level', 'logLevel', {
     values: LOG_LEVELS,
     default: 'info',

@@ -61,6 +61,8 @@ export interface Config {
   readonly prometheus: boolean;
   readonly prometheusPort: number;
   readonly prometheusAddress: string;
+  /** Bearer token for the operator endpoints of the HTTP listener (`api-token`); unset disables them. Secret. */
+  readonly apiToken: string | undefined;
   /** pino level (`log-level`, default `info`). */
   readonly logLevel: LogLevel;
   /** Disable listeners (`no-udp`, `no-tcp`, `no-tls`). */

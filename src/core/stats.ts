@@ -49,6 +49,18 @@ export class Stats {
   relayedToClientPackets = 0;
   relayedToClientBytes = 0;
 
+  /** TURN responses by method: [successes, errors]. Binding successes are `bindingSuccess`. */
+  readonly responses = new Map<number, [number, number]>();
+
+  countResponse(method: number, success: boolean): void {
+    let pair = this.responses.get(method);
+    if (pair === undefined) {
+      pair = [0, 0];
+      this.responses.set(method, pair);
+    }
+    pair[success ? 0 : 1]++;
+  }
+
   countAllocationDeleted(reason: string): void {
     this.allocationsDeleted.set(reason, (this.allocationsDeleted.get(reason) ?? 0) + 1);
   }

@@ -62,6 +62,7 @@ t.test('defaults', async (t) => {
     unauthorizedRatelimitRps: 10,
     rfc5766ChannelNumbers: false,
     noSha256: false,
+    apiToken: undefined,
     logLevel: 'info',
     noUdp: false,
     noTcp: false,
@@ -86,7 +87,7 @@ t.test('defaults', async (t) => {
   t.equal(keySpec('static-auth-secret')?.secret, true);
   t.same(
     KEYS.filter((k) => k.secret).map((k) => k.name),
-    ['user', 'static-auth-secret'],
+    ['user', 'static-auth-secret', 'api-token'],
     'exactly the secrets are marked secret',
   );
   const user = keySpec('user');

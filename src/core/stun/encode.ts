@@ -8,7 +8,7 @@
  */
 import { AttrType, Family, HEADER_LENGTH, MAGIC_COOKIE } from '../constants.js';
 import { writeIPv4, writeIPv6 } from '../ip.js';
-import { messageType } from './decode.js';
+import { classOf, messageType, methodOf } from './decode.js';
 import { fingerprintOf, hmacWithLength } from './integrity.js';
 
 export class StunWriter {
@@ -40,6 +40,15 @@ export class StunWriter {
     request.copy(b, 8, 8, HEADER_LENGTH);
     this.pos = HEADER_LENGTH;
     return this;
+  }
+
+  /** Method and class of the message being written. */
+  get method(): number {
+    return methodOf(this.buf.readUInt16BE(0));
+  }
+
+  get cls(): number {
+    return classOf(this.buf.readUInt16BE(0));
   }
 
   /** Bytes written so far. */

@@ -660,6 +660,7 @@ export class TurnService {
   }
 
   private finishAuthenticated(w: StunWriter, auth: AuthSuccess, request: Buffer): Buffer {
+    this.stats.countResponse(w.method, w.cls === Class.Success);
     if (this.options.software !== undefined) w.addString(AttrType.Software, this.options.software);
     this.auth.sign(w, auth);
     if (hasFingerprint(request)) w.addFingerprint();
@@ -667,6 +668,7 @@ export class TurnService {
   }
 
   private finishUnauthenticated(w: StunWriter, view: StunView): Buffer {
+    this.stats.countResponse(view.method, false);
     if (this.options.software !== undefined) w.addString(AttrType.Software, this.options.software);
     if (view.fingerprintAt >= 0) w.addFingerprint();
     return w.finish();

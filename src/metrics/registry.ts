@@ -1,0 +1,179 @@
+/**
+ * Prometheus metrics (prom-client). The relay hot path only bumps plain numbers in `Stats`; this
+ * module turns them into metrics when Prometheus scrapes (`collect()`), so counters move live and a
+ * scrape costs nothing between scrapes. Labels are bounded: never a user, IP, port or allocation.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { METHOD_NAMES } from '../core/constants.js';
+import type { Stats } from '../core/stats.js';
+import type { TurnService } from '../core/turn/service.js';
+import type { StreamListener } from '../io/stream-listener.js';
+
+export interface MetricsSources {
+  readonly stats: Stats;
+  readonly turn: () => TurnService | undefined;
+  readonly streams: () => readonly StreamListener[];
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  /** Allocation lifetimes, observed when an allocation ends. */
+  readonly allocationLifetime: Histogram<string>;
+
+  constructor(sources: MetricsSources) {
+    const r = this.registry;
+    const { stats } = sources;
+    collectDefaultMetrics({ register: r });
+
+    const labeledCounter = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      read: () => Iterable<[Record<string, string>, number]>,
+    ): void => {
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const [labels, value] of read()) this.inc(labels, value);
+        },
+      });
+    };
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    };
+
+    new Gauge({
+      name: 'turn_allocations',
+      help: 'Allocations active, by client transport and relay address family.',
+      labelNames: ['transport', 'family'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const turn = sources.turn();
+        if (turn === undefined) return;
+        const counts = new Map<string, number>();
+        for (const a of turn.table.all()) {
+          if (a.pending) continue;
+          for (const relay of a.relays) {
+            const key = `${a.endpoint.transport}|${relay.family === 4 ? 'ipv4' : 'ipv6'}`;
+            counts.set(key, (counts.get(key) ?? 0) + 1);
+          }
+        }
+        for (const [key, n] of counts) {
+          const [transport, family] = key.split('|') as [string, string];
+          this.set({ transport, family }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'turn_permissions',
+      help: 'Permissions active (peer IP addresses) over all allocations.',
+      registers: [r],
+      collect() {
+        const turn = sources.turn();
+        let n = 0;
+        if (turn !== undefined) for (const a of turn.table.all()) n += a.livePermissions(turn.nowSec);
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'turn_channels',
+      help: 'Channel bindings active over all allocations.',
+      registers: [r],
+      collect() {
+        const turn = sources.turn();
+        let n = 0;
+        if (turn !== undefined) for (const a of turn.table.all()) n += a.liveChannels(turn.nowSec);
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'turn_stream_connections',
+      help: 'TCP and TLS client connections open, by transport.',
+      labelNames: ['transport'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const l of sources.streams())
+          this.inc({ transport: l.options.tls ? 'tls' : 'tcp' }, l.connectionCount);
+      },
+    });
+    counter('turn_allocations_created_total', 'Allocations created.', () => stats.allocationsCreated);
+    labeledCounter(
+      'turn_allocations_deleted_total',
+      'Allocations deleted, by reason (expired, refreshed-to-zero, connection-closed, shutdown, admin).',
+      ['reason'],
+      () => [...stats.allocationsDeleted].map(([reason, n]) => [{ reason }, n]),
+    );
+    labeledCounter(
+      'turn_stun_requests_total',
+      'STUN/TURN requests answered, by method and result.',
+      ['method', 'result'],
+      function* () {
+        yield [{ method: 'Binding', result: 'success' }, stats.bindingSuccess];
+        for (const [method, [ok, err]] of stats.responses) {
+          const name = METHOD_NAMES[method] ?? `0x${method.toString(16)}`;
+          yield [{ method: name, result: 'success' }, ok];
+          yield [{ method: name, result: 'error' }, err];
+        }
+      },
+    );
+    labeledCounter('turn_stun_errors_total', 'Error responses sent, by error code.', ['code'], () =>
+      [...stats.errorResponses].map(([code, n]) => [{ code: String(code) }, n]),
+    );
+    labeledCounter('turn_auth_failures_total', 'Authentication failures, by reason.', ['reason'], () =>
+      [...stats.authFailures].map(([reason, n]) => [{ reason }, n]),
+    );
+    counter(
+      'turn_stale_nonces_total',
+      'Requests answered 438 Stale Nonce.',
+      () => stats.authFailures.get('stale-nonce') ?? 0,
+    );
+    labeledCounter('turn_relay_packets_total', 'Packets relayed, by direction.', ['direction'], () => [
+      [{ direction: 'client_to_peer' }, stats.relayedToPeerPackets],
+      [{ direction: 'peer_to_client' }, stats.relayedToClientPackets],
+    ]);
+    labeledCounter('turn_relay_bytes_total', 'Payload bytes relayed, by direction.', ['direction'], () => [
+      [{ direction: 'client_to_peer' }, stats.relayedToPeerBytes],
+      [{ direction: 'peer_to_client' }, stats.relayedToClientBytes],
+    ]);
+    labeledCounter('turn_packets_dropped_total', 'Packets dropped, by reason.', ['reason'], () => [
+      [{ reason: 'no_permission' }, stats.droppedNoPermission],
+      [{ reason: 'peer_policy' }, stats.droppedPeerPolicy],
+      [{ reason: 'rate_limit' }, stats.droppedRateLimited],
+      [{ reason: 'malformed' }, stats.droppedMalformed + stats.droppedFingerprint],
+      [{ reason: 'backpressure' }, stats.droppedBackpressure],
+      [{ reason: 'no_allocation' }, stats.droppedNoAllocation],
+      [{ reason: 'no_channel' }, stats.droppedNoChannel],
+    ]);
+    labeledCounter('turn_stream_connections_total', 'TCP/TLS connections, by outcome.', ['outcome'], () => [
+      [{ outcome: 'accepted' }, stats.streamAccepted],
+      [{ outcome: 'refused' }, stats.streamRefused],
+      [{ outcome: 'closed_bad_frame' }, stats.streamClosedBadFrame],
+      [{ outcome: 'closed_timeout' }, stats.streamClosedTimeout],
+    ]);
+    counter('turn_peer_refusals_total', 'Peers refused by the peer policy (403).', () => stats.peerRefusals);
+    this.allocationLifetime = new Histogram({
+      name: 'turn_allocation_lifetime_seconds',
+      help: 'How long allocations lived, observed when they end.',
+      buckets: [10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 86400],
+      registers: [r],
+    });
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
