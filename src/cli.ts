@@ -15,6 +15,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { envName, loadConfig, redact, unknownEnvironmentVariables } from './config/load.js';
 import { KEYS, type KeySpec } from './config/schema.js';
 import type { Config } from './config/types.js';
+import type { DaemonOptions } from './daemon.js';
 import { ConfigError, EXIT_CONFIG, TurnError } from './errors.js';
 
 /** What the CLI touches outside itself; tests replace parts of it. */
@@ -23,7 +24,7 @@ export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   /** Defaults to `runDaemon` from `daemon.ts`, imported only when the daemon starts. */
-  readonly runDaemon: (config: Config) => Promise<void>;
+  readonly runDaemon: (config: Config, options?: DaemonOptions) => Promise<void>;
 }
 
 /** One commander option per configuration key, with the key it sets. */
@@ -127,7 +128,8 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   start.action(async () => {
     const config = load(start, startOptions);
     const runDaemon = io.runDaemon ?? (await import('./daemon.js')).runDaemon;
-    await runDaemon(config);
+    // SIGHUP re-reads the same sources: the file, the environment and these options.
+    await runDaemon(config, { reload: () => load(start, startOptions) });
   });
 
   const check = program

@@ -1,16 +1,32 @@
 /**
- * Process lifecycle: logger, listeners, signals, fatal errors.
- *  - SIGTERM / SIGINT: close every socket and exit 0; a second signal exits at once.
- *  - SIGHUP: reloads the TLS certificate and key (full configuration reload arrives with the
- *    operations work); it never kills the daemon, which is Node's default for SIGHUP.
+ * Process lifecycle: logger, listeners, signals, systemd notification, fatal errors.
+ *  - SIGHUP: reads the configuration again (same file, environment and command line) and applies
+ *    what can change live — users, secrets, peer policy, quotas, lifetimes, log level, TLS
+ *    certificates — without dropping an allocation. A bad new configuration keeps the old one and
+ *    the log says why; keys that need a restart are named.
+ *  - SIGTERM / SIGINT: drain. New Allocates get 300 Try Alternate (with `alternate-server`) or
+ *    508; existing allocations keep relaying until they end or `drain-timeout` passes; then every
+ *    socket is closed and the process exits 0. A second signal stops at once.
+ *  - systemd (Type=notify): READY=1 once listening, RELOADING=1/READY=1 around a reload,
+ *    STOPPING=1 at shutdown, WATCHDOG=1 pings when WatchdogSec= is set.
  *  - uncaught exceptions and unhandled rejections: logged at fatal (synchronously), exit 1.
  */
 import type { Config } from './config/types.js';
+import { SystemdNotifier } from './io/sd-notify.js';
 import { createLogger, type Logger } from './log.js';
 import { listenAddresses, startServer, type TurnpikeServer } from './server.js';
 
-export async function runDaemon(config: Config, log: Logger = createLogger(config.logLevel)): Promise<void> {
+export interface DaemonOptions {
+  /** Loads the configuration again for SIGHUP (throws ConfigError when it is bad). */
+  readonly reload?: () => Config;
+  readonly log?: Logger;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export async function runDaemon(config: Config, options: DaemonOptions = {}): Promise<void> {
+  const log = options.log ?? createLogger(config.logLevel);
   installFatalHandlers(log);
+  const systemd = new SystemdNotifier(options.env ?? process.env, log);
   let server: TurnpikeServer;
   try {
     server = await startServer(config, log);
@@ -21,6 +37,7 @@ export async function runDaemon(config: Config, log: Logger = createLogger(confi
   const listening = [
     ...server.udp.map((l) => ({ transport: 'udp', ...l.address() })),
     ...server.tcp.map((l) => ({ transport: l.options.tls ? 'tls' : 'tcp', ...l.address() })),
+    ...(server.http ? [{ transport: 'http', ...server.http.address() }] : []),
   ];
   const relay = server.turn?.pool.addresses.map((a) =>
     a.local === a.advertised ? a.local : `${a.advertised}/${a.local}`,
@@ -29,16 +46,44 @@ export async function runDaemon(config: Config, log: Logger = createLogger(confi
     { listening, default: listenAddresses(config).isDefault, turn: server.turn !== undefined, relay },
     'turnpike started',
   );
+  systemd.notify(
+    'READY=1',
+    `STATUS=serving on ${listening.map((l) => `${l.transport}:${l.port}`).join(' ')}`,
+  );
+
+  const reload = (): void => {
+    if (options.reload === undefined) {
+      server.certificates?.reload('SIGHUP');
+      return;
+    }
+    systemd.notify('RELOADING=1');
+    try {
+      const next = options.reload();
+      const { applied, needsRestart } = server.reconfigure(next);
+      log.info(
+        { applied, needsRestart },
+        needsRestart.length > 0
+          ? 'configuration reloaded; some changes need a restart'
+          : 'configuration reloaded',
+      );
+    } catch (err) {
+      log.error(
+        { err: (err as Error).message },
+        'configuration reload failed; keeping the running configuration',
+      );
+    }
+    systemd.notify('READY=1');
+  };
 
   await new Promise<void>((resolve) => {
     let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log.warn({ signal }, 'second stop signal: exiting now');
-        process.exit(0);
-      }
-      stopping = true;
-      log.info({ signal }, 'stopping');
+    let drainTimer: NodeJS.Timeout | undefined;
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      if (drainTimer !== undefined) clearInterval(drainTimer);
+      systemd.stopWatchdog();
       server.close().then(
         () => {
           log.info('stopped');
@@ -50,15 +95,33 @@ export async function runDaemon(config: Config, log: Logger = createLogger(confi
         },
       );
     };
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second stop signal: stopping now');
+        finish();
+        return;
+      }
+      stopping = true;
+      systemd.notify('STOPPING=1');
+      server.drain();
+      const deadline = Date.now() + server.config().drainTimeout * 1000;
+      const remaining = (): number => server.turn?.service.table.size ?? 0;
+      log.info(
+        { signal, allocations: remaining(), drainTimeoutSec: server.config().drainTimeout },
+        'draining',
+      );
+      const check = (): void => {
+        if (remaining() === 0 || Date.now() >= deadline) {
+          log.info({ allocations: remaining() }, remaining() === 0 ? 'drained' : 'drain deadline reached');
+          finish();
+        }
+      };
+      drainTimer = setInterval(check, 250);
+      check();
+    };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.on('SIGHUP', () => {
-      if (server.certificates !== undefined) server.certificates.reload('SIGHUP');
-      else
-        log.info(
-          'SIGHUP received: nothing to reload (configuration reload is not supported by this version)',
-        );
-    });
+    process.on('SIGHUP', reload);
   });
 }
 

@@ -2,8 +2,10 @@
  * Composition root: configuration → sans-I/O core → listeners. `startServer` binds everything
  * or nothing (a failure closes what was already bound); `close` releases every socket.
  */
+
+import { diffConfig } from './config/load.js';
 import type { Config } from './config/types.js';
-import { RFC5766_CHANNEL_MAX } from './core/constants.js';
+import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';
 import { SourceRateLimiter } from './core/rate-limit.js';
 import { Stats } from './core/stats.js';
 import { StunCore } from './core/stun-core.js';
@@ -14,7 +16,14 @@ import { type ConnectionBudget, StreamListener, type StreamListenerOptions } fro
 import { UdpListener } from './io/udp-listener.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics/registry.js';
-import { buildTurn, type TurnSetup, turnEnabled } from './turn-setup.js';
+import {
+  buildAuthenticator,
+  buildPolicy,
+  buildTurn,
+  type TurnSetup,
+  turnEnabled,
+  turnOptions,
+} from './turn-setup.js';
 
 /** Output a TCP client may leave unread before responses to it are dropped. */
 const MAX_PENDING_WRITE_BYTES = 256 * 1024;
@@ -32,8 +41,43 @@ export interface TurnpikeServer {
   readonly state: { ready: boolean; draining: boolean };
   readonly udp: readonly UdpListener[];
   readonly tcp: readonly StreamListener[];
+  /** The configuration in force (replaced by `reconfigure`). */
+  readonly config: () => Config;
+  /**
+   * Applies what can change live (users, secrets, realm, peer policy, quotas, lifetimes, rate
+   * limit, log level, API token, TLS certificate files' content) and reports what needs a restart.
+   */
+  reconfigure(next: Config): { applied: string[]; needsRestart: string[] };
+  /** Stops accepting new allocations (300 to alternates, else 508); existing ones keep relaying. */
+  drain(): void;
   close(): Promise<void>;
 }
+
+/** Keys a SIGHUP applies without a restart. */
+export const LIVE_KEYS: ReadonlySet<string> = new Set([
+  'realm',
+  'user',
+  'use-auth-secret',
+  'static-auth-secret',
+  'stale-nonce',
+  'allowed-peer-ip',
+  'denied-peer-ip',
+  'user-quota',
+  'total-quota',
+  'max-allocate-lifetime',
+  'channel-lifetime',
+  'permission-lifetime',
+  'max-permissions',
+  'max-channels',
+  'unauthorized-ratelimit-rps',
+  'no-sha256',
+  'rfc5766-channel-numbers',
+  'software-attribute',
+  'alternate-server',
+  'drain-timeout',
+  'api-token',
+  'log-level',
+]);
 
 /** Listen addresses: the configured ones, or both wildcards. */
 export function listenAddresses(config: Config): { addresses: string[]; isDefault: boolean } {
@@ -165,7 +209,46 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     throw err;
   }
   state.ready = true;
-  return { core, turn, udp, tcp, certificates, http, metrics, state, close: closeAll };
+  let current = config;
+  const reconfigure = (next: Config): { applied: string[]; needsRestart: string[] } => {
+    const changed = diffConfig(current, next);
+    const needsRestart = changed.filter((k) => !LIVE_KEYS.has(k));
+    // TURN switched on or off needs relay sockets set up or torn down: a restart.
+    if (turnEnabled(current) !== turnEnabled(next)) needsRestart.push('user/use-auth-secret (TURN on/off)');
+    log.level = next.logLevel;
+    limiter.setRate(next.unauthorizedRatelimitRps);
+    core.setOptions({ software: next.softwareAttribute ? 'turnpike' : undefined, reasonPhrases: false });
+    core.maxChannel = next.rfc5766ChannelNumbers ? RFC5766_CHANNEL_MAX : CHANNEL_MAX;
+    if (turn !== undefined && turnEnabled(next)) {
+      turn.service.reconfigure(
+        turnOptions(next),
+        buildAuthenticator(next, turn.nonceSecret),
+        buildPolicy(next, addresses),
+      );
+    }
+    http?.setToken(next.apiToken);
+    certificates?.reload('SIGHUP');
+    current = next;
+    return { applied: changed.filter((k) => LIVE_KEYS.has(k)), needsRestart };
+  };
+  const drain = (): void => {
+    state.draining = true;
+    turn?.service.setDraining(true);
+  };
+  return {
+    core,
+    turn,
+    udp,
+    tcp,
+    certificates,
+    http,
+    metrics,
+    state,
+    config: () => current,
+    reconfigure,
+    drain,
+    close: closeAll,
+  };
 }
 
 function streamOptions(

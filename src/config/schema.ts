@@ -151,6 +151,30 @@ export const checkUser: ItemCheck = (item) => {
 };
 
 /** A shared secret: only non-empty (never echoed). */
+/** `ip`, `ip:port` or `[ipv6]:port` (alternate servers). */
+export const checkHostPort: ItemCheck = (item) =>
+  parseHostPort(item) === undefined ? 'must be ip, ip:port or [ipv6]:port' : undefined;
+
+export function parseHostPort(
+  item: string,
+  defaultPort = 3478,
+): { address: string; port: number } | undefined {
+  let host = item;
+  let port = defaultPort;
+  const bracket = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(item);
+  if (bracket !== null) {
+    host = bracket[1]!;
+    if (bracket[2] !== undefined) port = Number(bracket[2]);
+  } else if (item.split(':').length === 2) {
+    const [h, p] = item.split(':') as [string, string];
+    if (!/^\d{1,5}$/.test(p)) return undefined;
+    host = h;
+    port = Number(p);
+  }
+  if (parseIp(host) === undefined || port < 1 || port > 65535) return undefined;
+  return { address: host, port };
+}
+
 export const checkSecret: ItemCheck = (item) => (item === '' ? 'must not be empty' : undefined);
 
 /** RFC 8489 §14.9: REALM is fewer than 128 characters. */
@@ -450,6 +474,20 @@ export const KEYS = [
     check: checkSecret,
     description:
       'Bearer token for the operator endpoints of the HTTP listener (ICE-server credentials, admin API); unset disables them. Prefer TURNPIKE_API_TOKEN_FILE.',
+  }),
+  list('alternate-server', 'alternateServers', {
+    arg: 'ip[:port]',
+    check: checkHostPort,
+    description:
+      'Server that new Allocates are redirected to (300 Try Alternate with ALTERNATE-SERVER) while this one drains after SIGTERM; repeatable, used in turn.',
+  }),
+  integer('drain-timeout', 'drainTimeout', {
+    min: 0,
+    max: 86400,
+    default: 60,
+    arg: 'seconds',
+    description:
+      'After SIGTERM, how long existing allocations keep relaying (new ones are refused) before the daemon exits; 0 exits at once.',
   }),
   oneOf('log-level', 'logLevel', {
     values: LOG_LEVELS,

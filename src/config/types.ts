@@ -63,6 +63,10 @@ export interface Config {
   readonly prometheusAddress: string;
   /** Bearer token for the operator endpoints of the HTTP listener (`api-token`); unset disables them. Secret. */
   readonly apiToken: string | undefined;
+  /** `ip[:port]` servers that new Allocates are sent to (300 Try Alternate) while draining (`alternate-server`). */
+  readonly alternateServers: readonly string[];
+  /** Seconds existing allocations may keep relaying after SIGTERM before the daemon exits (`drain-timeout`). */
+  readonly drainTimeout: number;
   /** pino level (`log-level`, default `info`). */
   readonly logLevel: LogLevel;
   /** Disable listeners (`no-udp`, `no-tcp`, `no-tls`). */

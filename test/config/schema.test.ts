@@ -62,6 +62,8 @@ t.test('defaults', async (t) => {
     unauthorizedRatelimitRps: 10,
     rfc5766ChannelNumbers: false,
     noSha256: false,
+    alternateServers: [],
+    drainTimeout: 60,
     apiToken: undefined,
     logLevel: 'info',
     noUdp: false,

@@ -90,6 +90,8 @@ export interface TurnOptions {
   readonly maxRelayPort: number;
   /** Highest channel number accepted in ChannelBind (0x4FFF, or 0x7FFE for RFC 5766 clients). */
   readonly maxChannel: number;
+  /** Where new Allocates go while draining (300 Try Alternate); empty: they get 508. */
+  readonly alternateServers?: readonly { readonly address: string; readonly port: number }[];
 }
 
 export type DeleteReason = 'expired' | 'refreshed-to-zero' | 'connection-closed' | 'shutdown' | 'admin';
@@ -103,9 +105,12 @@ export interface TurnEvents {
 class StunRefusal {
   readonly code: number;
   readonly unknown: readonly number[] | undefined;
-  constructor(code: number, unknown?: readonly number[]) {
+  /** ALTERNATE-SERVER of a 300 Try Alternate. */
+  readonly alternate: { readonly address: string; readonly port: number } | undefined;
+  constructor(code: number, unknown?: readonly number[], alternate?: { address: string; port: number }) {
     this.code = code;
     this.unknown = unknown;
+    this.alternate = alternate;
   }
 }
 
@@ -124,6 +129,7 @@ export class TurnService {
   private readonly cache = new ResponseCache();
   private readonly writer = new StunWriter(512);
   private nextId = 1;
+  private nextAlternate = 0;
   private draining = false;
   private lastPruneSec = 0;
   /** Current coarse time, updated by every entry point that is given a time. */
@@ -213,7 +219,7 @@ export class TurnService {
       }
     } catch (e) {
       if (!(e instanceof StunRefusal)) throw e;
-      response = this.errorResponse(view, e.code, auth, e.unknown);
+      response = this.errorResponse(view, e.code, auth, e.unknown, e.alternate);
     }
     if (response !== null) this.cache.set(cacheKey, response, nowSec);
     return response;
@@ -282,7 +288,13 @@ export class TurnService {
       additional = true;
     }
     if (!this.allocator.supports(family)) throw new StunRefusal(440);
-    if (this.draining) throw new StunRefusal(508);
+    if (this.draining) {
+      // RFC 8489 §10: send the client elsewhere (in turn over the configured alternates), or refuse.
+      const alternates = this.options.alternateServers ?? [];
+      if (alternates.length === 0) throw new StunRefusal(508);
+      const alt = alternates[this.nextAlternate++ % alternates.length]!;
+      throw new StunRefusal(300, undefined, alt);
+    }
     // Quotas: per user (the REST userid) 486; in total, server capacity: 508.
     if (this.options.userQuota > 0 && this.table.userCount(auth.userId) >= this.options.userQuota)
       throw new StunRefusal(486);
@@ -644,10 +656,13 @@ export class TurnService {
     view: StunView,
     code: number,
     auth: AuthSuccess,
-    unknown?: readonly number[],
+    unknown: readonly number[] | undefined,
+    alternate: { readonly address: string; readonly port: number } | undefined,
   ): Buffer {
     const w = this.startError(view, code);
     if (unknown !== undefined) w.addUnknownAttributes(unknown);
+    if (alternate !== undefined)
+      w.addAddress(AttrType.AlternateServer, alternate.address, alternate.port, false);
     return this.finishAuthenticated(w, auth, view.buf);
   }
 
