@@ -10,6 +10,7 @@ import { SourceRateLimiter } from './core/rate-limit.js';
 import { Stats } from './core/stats.js';
 import { StunCore } from './core/stun-core.js';
 import { BindError } from './errors.js';
+import { registerOperatorRoutes } from './http/operator-api.js';
 import { HttpApi } from './http/server.js';
 import { CertificateStore } from './io/certificates.js';
 import { type ConnectionBudget, StreamListener, type StreamListenerOptions } from './io/stream-listener.js';
@@ -202,6 +203,15 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
             : { status: 503, body: state.draining ? 'draining\n' : 'starting\n' },
         { protected: false },
       );
+      registerOperatorRoutes(http, {
+        initialConfig: config,
+        // Called only while serving requests, once `current` and `drain` below exist.
+        config: () => current,
+        turn,
+        listening: addresses,
+        drain: () => drain(),
+        log,
+      });
       await http.listen(config.prometheusAddress, config.prometheusPort);
     }
   } catch (err) {

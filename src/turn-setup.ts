@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
+import { parseHostPort } from './config/schema.js';
 import type { Config } from './config/types.js';
 import { Authenticator } from './core/auth/authenticate.js';
 import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';
@@ -111,6 +112,7 @@ export function turnOptions(config: Config): TurnOptions {
     minRelayPort: config.minPort,
     maxRelayPort: config.maxPort,
     maxChannel: config.rfc5766ChannelNumbers ? RFC5766_CHANNEL_MAX : CHANNEL_MAX,
+    alternateServers: config.alternateServers.flatMap((s) => parseHostPort(s) ?? []),
   };
 }
 

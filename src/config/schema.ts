@@ -175,6 +175,17 @@ export function parseHostPort(
   return { address: host, port };
 }
 
+/** A DNS name (RFC 1123 labels) or an IP literal, without port or brackets (`public-host`). */
+export const checkPublicHost: ItemCheck = (item) => {
+  if (ipBytes(item) !== undefined) return undefined;
+  const label = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  const name = item.endsWith('.') ? item.slice(0, -1) : item;
+  const ok = name.length > 0 && name.length <= 253 && name.split('.').every((l) => label.test(l));
+  return ok && !/^[0-9.]+$/.test(name)
+    ? undefined
+    : `must be a DNS name or an IP address (no port, no brackets), got ${show(item)}`;
+};
+
 export const checkSecret: ItemCheck = (item) => (item === '' ? 'must not be empty' : undefined);
 
 /** RFC 8489 §14.9: REALM is fewer than 128 characters. */
@@ -474,6 +485,18 @@ export const KEYS = [
     check: checkSecret,
     description:
       'Bearer token for the operator endpoints of the HTTP listener (ICE-server credentials, admin API); unset disables them. Prefer TURNPIKE_API_TOKEN_FILE.',
+  }),
+  string('public-host', 'publicHost', {
+    default: undefined,
+    arg: 'host',
+    check: checkPublicHost,
+    description:
+      'Host name or IP address clients reach this server at, used in the ICE-server URLs the HTTP listener hands out; unset means the first external-ip public address, else the first listening-ip, else an address of this host.',
+  }),
+  boolean('test-page', 'testPage', {
+    default: false,
+    description:
+      'Serve an ICE candidate gathering test page at /test on the HTTP listener (needs api-token, given as ?token=).',
   }),
   list('alternate-server', 'alternateServers', {
     arg: 'ip[:port]',

@@ -63,6 +63,14 @@ export interface Config {
   readonly prometheusAddress: string;
   /** Bearer token for the operator endpoints of the HTTP listener (`api-token`); unset disables them. Secret. */
   readonly apiToken: string | undefined;
+  /**
+   * Host name or IP address clients use to reach this server (`public-host`), put in the URLs of
+   * `/ice-servers`; unset: the first `external-ip` public address, else the first concrete listening
+   * address, else an address of this host.
+   */
+  readonly publicHost: string | undefined;
+  /** Serve the ICE candidate test page at `/test` on the HTTP listener (`test-page`, token in `?token=`). */
+  readonly testPage: boolean;
   /** `ip[:port]` servers that new Allocates are sent to (300 Try Alternate) while draining (`alternate-server`). */
   readonly alternateServers: readonly string[];
   /** Seconds existing allocations may keep relaying after SIGTERM before the daemon exits (`drain-timeout`). */

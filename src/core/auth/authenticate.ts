@@ -23,6 +23,8 @@
  *  7. Integrity (bullet 5): MESSAGE-INTEGRITY-SHA256 when present, else MESSAGE-INTEGRITY; REST
  *     names are tried under every secret. Wrong → 401 'bad-integrity'. An unknown user gets one
  *     dummy verification so that its refusal takes about as long as a wrong password's.
+ *  8. Revocation: a REST credential whose integrity is good but whose user id `isRevoked` reports
+ *     (the operator revoked it before its expiry without rotating the secret) → 401 'revoked'.
  *
  * The caller answers every 401/438 with `addChallenge` (RFC 8489 requires PASSWORD-ALGORITHMS in
  * the 401 after bullet 4 and in 438s, so pass `offerAlgorithms` = true there unless SHA-256 is
@@ -49,6 +51,11 @@ export interface AuthOptions {
   readonly staleNonceSec: number;
   /** HMAC key for stateless nonces (random per process unless configured); at least 16 bytes. */
   readonly nonceSecret: Buffer;
+  /**
+   * Whether a REST user id is revoked at `nowSec` (checked only for REST credentials, after their
+   * integrity verified). Must be cheap and must not throw: it runs on every authenticated request.
+   */
+  readonly isRevoked?: (userId: string, nowSec: number) => boolean;
 }
 
 export type AuthFailureReason =
@@ -61,7 +68,8 @@ export type AuthFailureReason =
   | 'expired-username'
   | 'bad-integrity'
   | 'bid-down'
-  | 'unsupported-algorithm';
+  | 'unsupported-algorithm'
+  | 'revoked';
 
 export type AuthResult =
   | { ok: true; username: string; userId: string; key: Buffer; integrity: 'sha1' | 'sha256' }
@@ -86,6 +94,7 @@ export const AUTH_FAILURES: { readonly [R in AuthFailureReason]: AuthFailure } =
   'bad-integrity': failure(401, 'bad-integrity'),
   'bid-down': failure(400, 'bid-down'),
   'unsupported-algorithm': failure(401, 'unsupported-algorithm'),
+  revoked: failure(401, 'revoked'),
 });
 
 /** The algorithms we offer, in our order of preference (RFC 8489 §14.11, §18.5). */
@@ -119,11 +128,13 @@ interface Found {
 }
 
 export class Authenticator {
+  private readonly options: AuthOptions;
   private readonly realm: string;
   private readonly realmBytes: Buffer;
   private readonly users: StaticUsers;
   private readonly useAuthSecret: boolean;
   private readonly secrets: readonly string[];
+  private readonly isRevoked: ((userId: string, nowSec: number) => boolean) | undefined;
   private readonly nonces: NonceCodec;
   /** Used only to spend an unknown user's refusal on an HMAC like a known user's. */
   private readonly dummyKey: Buffer;
@@ -138,11 +149,17 @@ export class Authenticator {
 
   /** Throws on invalid options (a malformed user entry, a short nonce secret, a non-positive lifetime). */
   constructor(options: AuthOptions) {
+    this.options = {
+      ...options,
+      users: [...options.users],
+      staticAuthSecrets: [...options.staticAuthSecrets],
+    };
     this.realm = options.realm;
     this.realmBytes = Buffer.from(options.realm, 'utf8');
     this.users = new StaticUsers(options.users, options.realm);
     this.useAuthSecret = options.useAuthSecret;
     this.secrets = Object.freeze([...options.staticAuthSecrets]);
+    this.isRevoked = options.isRevoked;
     this.nonces = new NonceCodec(options.nonceSecret, options.staleNonceSec);
     this.dummyKey = longTermKey('', options.realm, '', 'sha256');
   }
@@ -208,10 +225,21 @@ export class Authenticator {
     for (const secret of this.secrets) {
       const key = longTermKey(username, this.realm, restPassword(secret, username), algorithm);
       if (verify(view, sha256, key)) {
+        // 8. Revoked by the operator before its expiry.
+        if (this.isRevoked?.(rest.userId, nowSec) === true) return AUTH_FAILURES.revoked;
         return { ok: true, username, userId: rest.userId, key, integrity: sha256 ? 'sha256' : 'sha1' };
       }
     }
     return AUTH_FAILURES['bad-integrity'];
+  }
+
+  /**
+   * The same authenticator (same realm, users, secrets and nonce key: nonces it issued stay valid)
+   * with `isRevoked` as its revocation check. For a caller that receives authenticators built
+   * elsewhere and must add revocation to each.
+   */
+  withRevocation(isRevoked: (userId: string, nowSec: number) => boolean): Authenticator {
+    return new Authenticator({ ...this.options, isRevoked });
   }
 
   /**
