@@ -106,6 +106,12 @@ class Connection implements ClientEndpoint {
     for (const b of bufs) n += b.length;
     if (!this.listener.admit(this, n)) return;
     const s = this.stream;
+    if (this.transport === 'tls') {
+      // One write, one TLS record per message: TLS encrypts (copies) anyway, and clients that read a
+      // record at a time (coturn's uclient) then never see a message split across records.
+      s.write(Buffer.concat(bufs as Buffer[], n));
+      return;
+    }
     s.cork();
     for (const b of bufs) s.write(b);
     s.uncork();
