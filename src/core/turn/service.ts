@@ -407,19 +407,26 @@ export class TurnService {
     return this.finishAuthenticated(w, auth, view.buf);
   }
 
+  /**
+   * The peer policy, plus one exception: other allocations of this server are reachable relay to
+   * relay whatever the default policy says (their address is often private or loopback) — on the
+   * server's own relay addresses and relay ports only. `port` 0: an IP-only check (CreatePermission).
+   */
+  private peerAllowed(address: string, port: number): boolean {
+    const verdict = this.policy.check(address, port);
+    if (verdict === 'allowed') return true;
+    return (
+      verdict === 'denied-default' &&
+      this.allocator.isOwnRelayAddress(address) &&
+      (port === 0 || (port >= this.options.minRelayPort && port <= this.options.maxRelayPort))
+    );
+  }
+
   /** Checks a peer address from XOR-PEER-ADDRESS: family (443) and policy (403). */
   private checkPeer(a: Allocation, peer: TransportAddress, withPort: boolean): string {
     const fam = peer.family === Family.IPv4 ? 4 : 6;
     if (a.relayFor(fam) === undefined) throw new StunRefusal(443);
-    const verdict = this.policy.check(peer.address, withPort ? peer.port : 0);
-    if (verdict === 'allowed') return peer.address;
-    // Other allocations of this server are reachable relay to relay, whatever the default policy.
-    if (
-      verdict === 'denied-default' &&
-      this.allocator.isOwnRelayAddress(peer.address) &&
-      (!withPort || (peer.port >= this.options.minRelayPort && peer.port <= this.options.maxRelayPort))
-    )
-      return peer.address;
+    if (this.peerAllowed(peer.address, withPort ? peer.port : 0)) return peer.address;
     this.stats.peerRefusals++;
     throw new StunRefusal(403);
   }
@@ -519,12 +526,9 @@ export class TurnService {
       this.stats.droppedNoPermission++;
       return;
     }
-    // The permission is per IP; the port still has to pass (never one of our own service ports).
-    const verdict = this.policy.check(peer.address, peer.port);
-    if (
-      verdict !== 'allowed' &&
-      !(verdict === 'denied-default' && this.allocator.isOwnRelayAddress(peer.address))
-    ) {
+    // The permission is per IP; the port still has to pass (never one of our own service ports,
+    // and on our own relay address only relay ports: other ports there are not other allocations).
+    if (!this.peerAllowed(peer.address, peer.port)) {
       this.stats.droppedPeerPolicy++;
       return;
     }

@@ -1,0 +1,247 @@
+/**
+ * Acceptance: headless Chromium through turnpike. Two RTCPeerConnections in one page, both with
+ * iceTransportPolicy 'relay' and turnpike as their only ICE server, connect relay-to-relay, open a data
+ * channel and send 200 messages each way. Runs once with a static user and once with TURN REST API
+ * credentials (use-auth-secret).
+ *
+ * What the browser reports (getStats on both sides) is checked against what the daemon logs
+ * ("allocation created" with the relay addresses, "allocation deleted" with the packet counters).
+ *
+ * Chromium and loopback: the TURN server and the relay addresses are all 127.0.0.1. Chromium 156 does
+ * not filter a TURN URL or relay candidates on loopback, but WebRTC's network manager ignores loopback
+ * *interfaces* when it enumerates networks to gather on: on a host (or network namespace, as some CI
+ * runners are) whose only interface is `lo`, it finds no network at all, gathers no candidate, creates
+ * no allocation and raises no icecandidateerror; the page just waits (seen here in a netns with only
+ * `lo`). `--allow-loopback-in-peer-connection` (see CHROMIUM_ARGS) lets it gather on `lo`. On a host
+ * with another interface the test passes with or without that flag.
+ */
+import { randomInt } from 'node:crypto';
+import t from 'tap';
+import {
+  type CandidateInfo,
+  CHROMIUM,
+  chromiumAvailable,
+  type IceServer,
+  launchChromium,
+  type RelayPairResult,
+  restCredentials,
+  runRelayPair,
+} from '../fixtures/helpers/browser-chromium.js';
+import { startDaemon } from '../fixtures/helpers/daemon.js';
+
+const MESSAGES = 200;
+const PAGE_TIMEOUT_MS = 15000;
+const REALM = 'example.test';
+const SECRET = 'turnpike-chromium-test-secret';
+
+interface Case {
+  readonly name: string;
+  readonly args: readonly string[];
+  readonly credentials: () => { username: string; credential: string };
+  /** The user id the daemon logs for the allocations. */
+  readonly user: string;
+}
+
+const CASES: readonly Case[] = [
+  {
+    name: 'static user (long-term credentials)',
+    args: ['--user', 'alice:wonderland'],
+    credentials: () => ({ username: 'alice', credential: 'wonderland' }),
+    user: 'alice',
+  },
+  {
+    name: 'TURN REST API credentials (use-auth-secret)',
+    args: ['--use-auth-secret', '--static-auth-secret', SECRET],
+    credentials: () => restCredentials(SECRET, 'webrtc-test', 3600),
+    user: 'webrtc-test',
+  },
+];
+
+interface LogLine {
+  readonly msg?: string;
+  readonly user?: string;
+  readonly relay?: readonly string[];
+  readonly reason?: string;
+  readonly toPeer?: { readonly packets: number; readonly bytes: number };
+  readonly toClient?: { readonly packets: number; readonly bytes: number };
+}
+
+function logged(lines: readonly string[], msg: string): LogLine[] {
+  const out: LogLine[] = [];
+  for (const line of lines) {
+    try {
+      const parsed = JSON.parse(line) as LogLine;
+      if (parsed.msg === msg) out.push(parsed);
+    } catch {
+      // not JSON: ignore
+    }
+  }
+  return out;
+}
+
+async function waitUntil(ok: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  return ok();
+}
+
+function show(c: CandidateInfo | null | undefined): string {
+  return c ? `${c.candidateType} ${c.protocol ?? '?'} ${c.address ?? '?'}:${c.port ?? '?'}` : 'none';
+}
+
+const skip =
+  !chromiumAvailable() && !process.env['CI'] ? `${CHROMIUM} not installed (CI installs it)` : false;
+
+t.test('headless Chromium through turnpike', { skip, timeout: 55000 }, async (t) => {
+  if (!chromiumAvailable()) {
+    t.fail(`${CHROMIUM} is missing and CI is set: .ci/run must install Debian's chromium package`);
+    return;
+  }
+  const browser = await launchChromium();
+  t.teardown(() => browser.close());
+  t.comment(`Chromium ${browser.version()}`);
+
+  for (const c of CASES) {
+    t.test(c.name, { timeout: 25000 }, async (t) => {
+      // A range of 100 relay ports below Linux's ephemeral range; busy ports are skipped by the pool.
+      const minPort = 20000 + randomInt(100) * 100;
+      const maxPort = minPort + 99;
+      const d = await startDaemon([
+        '--listening-ip',
+        '127.0.0.1',
+        '--realm',
+        REALM,
+        ...c.args,
+        '--allowed-peer-ip',
+        '127.0.0.1',
+        '--min-port',
+        String(minPort),
+        '--max-port',
+        String(maxPort),
+      ]);
+      t.teardown(() => d.stop());
+      const iceServer: IceServer = { urls: `turn:127.0.0.1:${d.port}?transport=udp`, ...c.credentials() };
+
+      let result: RelayPairResult | undefined;
+      let pageError: unknown;
+      try {
+        result = await runRelayPair(browser, { iceServer, messages: MESSAGES, timeoutMs: PAGE_TIMEOUT_MS });
+      } catch (err) {
+        pageError = err;
+      }
+      // The page is closed now; Chromium deallocates (Refresh lifetime 0). Whatever is left the
+      // daemon deletes on SIGTERM, so every allocation ends with its "allocation deleted" counters.
+      await waitUntil(
+        () => logged(d.lines, 'allocation deleted').length >= logged(d.lines, 'allocation created').length,
+        3000,
+      );
+      t.equal(await d.stop(), 0, 'daemon stops with exit 0');
+
+      const diag = {
+        daemonLog: d.lines,
+        daemonStderr: d.stderr(),
+        page: result && {
+          outcome: result.outcome,
+          error: result.error,
+          events: result.events,
+          candidates: result.candidates,
+          gatheringErrors: result.gatheringErrors,
+          helloReceived: result.helloReceived,
+          channelStates: result.channelStates,
+          sctpStates: result.sctpStates,
+          stats: result.stats,
+        },
+      };
+      if (result === undefined) {
+        t.fail(`page failed: ${String(pageError)}\ndaemon log:\n${d.lines.join('\n')}`, diag);
+        return;
+      }
+      const r = result;
+      t.equal(r.outcome, 'ok', `page finished: ${r.error ?? r.outcome}`, diag);
+      t.equal(r.received.b, MESSAGES, `a → b: ${r.received.b} of ${MESSAGES} messages arrived`, diag);
+      t.equal(r.received.a, MESSAGES, `b → a: ${r.received.a} of ${MESSAGES} messages arrived`, diag);
+      t.same(r.bad, { a: 0, b: 0 }, 'no message altered');
+      t.same(r.outOfOrder, { a: 0, b: 0 }, 'ordered channel: messages in order');
+
+      const relayPorts: number[] = [];
+      for (const side of ['a', 'b'] as const) {
+        const pair = r.stats[side].pair;
+        t.ok(pair, `${side}: getStats has a selected candidate pair`, diag);
+        // Chromium sets a pair back to 'in-progress' while one of its checks (ICE consent, every few
+        // seconds) awaits an answer, so a pair that has succeeded can read either way; the answers it
+        // got are what show the checks through the relays succeeded.
+        t.match(
+          pair?.state,
+          /^(succeeded|in-progress)$/,
+          `${side}: selected pair state ${pair?.state}`,
+          diag,
+        );
+        t.equal(pair?.nominated, true, `${side}: selected pair nominated`, diag);
+        t.ok(
+          (pair?.responsesReceived ?? 0) > 0,
+          `${side}: ${pair?.responsesReceived} of ${pair?.requestsSent} connectivity checks answered`,
+          diag,
+        );
+        t.equal(pair?.local?.candidateType, 'relay', `${side}: local candidate is relay`, diag);
+        t.equal(pair?.remote?.candidateType, 'relay', `${side}: remote candidate is relay`, diag);
+        // relayProtocol is defined for local candidates only (the client-to-TURN transport).
+        t.equal(pair?.local?.relayProtocol, 'udp', `${side}: local relayProtocol is udp`, diag);
+        for (const end of ['local', 'remote'] as const) {
+          const cand = pair?.[end];
+          t.equal(cand?.protocol, 'udp', `${side} ${end}: protocol udp`);
+          t.equal(cand?.address, '127.0.0.1', `${side} ${end}: relay address 127.0.0.1`, diag);
+          const port = cand?.port ?? -1;
+          t.ok(
+            port >= minPort && port <= maxPort,
+            `${side} ${end}: relay port ${port} in [${minPort}, ${maxPort}]`,
+            diag,
+          );
+        }
+        if (pair?.local?.port != null) relayPorts.push(pair.local.port);
+      }
+      const [pa, pb] = [r.stats.a.pair, r.stats.b.pair];
+      t.equal(pa?.local?.port, pb?.remote?.port, "a's relay is b's remote candidate");
+      t.equal(pb?.local?.port, pa?.remote?.port, "b's relay is a's remote candidate");
+
+      // The daemon's side: two allocations for the user, on exactly the relays Chromium used.
+      const created = logged(d.lines, 'allocation created');
+      t.equal(created.length, 2, 'daemon logged two allocations', diag);
+      t.same(
+        created.map((l) => l.user),
+        [c.user, c.user],
+        `allocations belong to ${c.user}`,
+      );
+      t.same(
+        created.flatMap((l) => l.relay ?? []).sort(),
+        relayPorts.map((p) => `127.0.0.1:${p}`).sort(),
+        'daemon relays are the selected relay candidates',
+        diag,
+      );
+      const deleted = logged(d.lines, 'allocation deleted');
+      t.equal(deleted.length, created.length, 'every allocation deleted', diag);
+      for (const l of deleted) {
+        // Each side's 200 messages (plus SCTP acks) went out through its own relay to the other.
+        t.ok((l.toPeer?.packets ?? 0) >= MESSAGES, `relayed to peer: ${l.toPeer?.packets} packets`, diag);
+        t.ok(
+          (l.toClient?.packets ?? 0) >= MESSAGES,
+          `relayed to client: ${l.toClient?.packets} packets`,
+          diag,
+        );
+      }
+
+      t.comment(
+        `${c.name}: a → b ${r.received.b}/${MESSAGES}, b → a ${r.received.a}/${MESSAGES} in ${r.elapsedMs} ms; ` +
+          `a: ${show(pa?.local)} ⇄ ${show(pa?.remote)} (relayProtocol ${pa?.local?.relayProtocol}); ` +
+          `b: ${show(pb?.local)} ⇄ ${show(pb?.remote)} (relayProtocol ${pb?.local?.relayProtocol}); ` +
+          `relay ports [${minPort}, ${maxPort}]; daemon: ` +
+          deleted
+            .map(
+              (l) =>
+                `${l.reason} toPeer ${l.toPeer?.packets} pkts/${l.toPeer?.bytes} B, ` +
+                `toClient ${l.toClient?.packets} pkts/${l.toClient?.bytes} B`,
+            )
+            .join('; '),
+      );
+    });
+  }
+});

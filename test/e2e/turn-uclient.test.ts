@@ -1,0 +1,211 @@
+/**
+ * Interop acceptance: coturn's turnutils_uclient relays through turnpike to turnutils_peer (a UDP
+ * echo server) over ChannelData, over Send/Data indications, and client to client, first with
+ * static long-term credentials, then with TURN REST credentials. Every run must lose nothing.
+ *
+ * Debian's coturn 4.6.1 uclient picks channel numbers from RFC 5766's range 0x4000-0x7FFF; RFC
+ * 8656 narrowed it to 0x4000-0x4FFF, so the daemon runs with --rfc5766-channel-numbers.
+ *
+ * uclient sends RTP to the peer port Q and RTCP to Q + 1; turnutils_peer listens on both.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { type Daemon, startDaemon } from '../fixtures/helpers/daemon.js';
+import {
+  freeUdpRange,
+  restCredentials,
+  sleep,
+  TestPeer,
+  TurnClient,
+  TurnRequestError,
+} from '../fixtures/helpers/turn-client.js';
+
+const UCLIENT = '/usr/bin/turnutils_uclient';
+const PEER = '/usr/bin/turnutils_peer';
+const CLIENTS = 10;
+const MESSAGES = 100;
+const RUN_TIMEOUT_MS = 60_000;
+const SECRET = 'rest-secret-for-tests';
+const REALM = 'example.test';
+
+const skip =
+  (!existsSync(UCLIENT) || !existsSync(PEER)) && !process.env['CI']
+    ? 'coturn not installed (CI installs it)'
+    : false;
+
+const MODES = [
+  { name: 'ChannelData', flags: [] as string[] },
+  { name: 'Send indications', flags: ['-s'] },
+  { name: 'client to client', flags: ['-y'] },
+] as const;
+
+interface UclientReport {
+  durationMs: number;
+  exitCode: number | string;
+  output: string;
+  sent: number;
+  received: number;
+  lost: number;
+  rtt: { avg: number; min: number; max: number } | undefined;
+  jitterAvg: number | undefined;
+}
+
+function parseReport(exitCode: number | string, output: string, durationMs: number): UclientReport {
+  // The last "tot_send_msgs=…, tot_recv_msgs=…" is the total (earlier ones are progress lines).
+  const totals = [...output.matchAll(/tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/g)].at(-1);
+  const lost = /Total lost packets (\d+)/.exec(output);
+  const rtt = /Average round trip delay ([\d.]+) ms; min = (\d+) ms, max = (\d+) ms/.exec(output);
+  const jitter = /Average jitter ([\d.]+) ms/.exec(output);
+  return {
+    durationMs,
+    exitCode,
+    output,
+    sent: totals ? Number(totals[1]) : -1,
+    received: totals ? Number(totals[2]) : -1,
+    lost: lost ? Number(lost[1]) : -1,
+    rtt: rtt ? { avg: Number(rtt[1]), min: Number(rtt[2]), max: Number(rtt[3]) } : undefined,
+    jitterAvg: jitter ? Number(jitter[1]) : undefined,
+  };
+}
+
+/** Runs uclient to completion (killed by execFile after RUN_TIMEOUT_MS); uclient logs to stderr. */
+function runUclient(args: string[]): Promise<UclientReport> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    execFile(
+      UCLIENT,
+      args,
+      { timeout: RUN_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const e = err as (Error & { code?: number | string; signal?: string }) | null;
+        const code = e === null ? 0 : (e.signal ?? e.code ?? -1);
+        resolve(parseReport(code, `${stdout}${stderr}`, Date.now() - started));
+      },
+    );
+  });
+}
+
+/** Starts turnutils_peer on 127.0.0.1:port (and port + 1) and waits until both echo. */
+async function startPeer(t: Test, port: number): Promise<ChildProcess> {
+  const proc = spawn(PEER, ['-L', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await exited;
+  });
+  const probe = await TestPeer.bind('127.0.0.1');
+  try {
+    for (const p of [port, port + 1]) {
+      for (let attempt = 0; ; attempt++) {
+        if (attempt === 50) throw new Error(`turnutils_peer not answering on ${p}`);
+        await probe.send(Buffer.from('ping'), { address: '127.0.0.1', port: p });
+        const echo = await probe.next(100).catch(() => undefined);
+        if (echo !== undefined && echo.from.port === p) break;
+        await sleep(50);
+      }
+    }
+  } finally {
+    await probe.close();
+  }
+  return proc;
+}
+
+async function startTurnpike(t: Test, auth: string[]): Promise<Daemon> {
+  const relay = await freeUdpRange(1);
+  const d = await startDaemon([
+    '--listening-ip',
+    '127.0.0.1',
+    '--realm',
+    REALM,
+    ...auth,
+    '--allowed-peer-ip',
+    '127.0.0.1',
+    '--min-port',
+    String(relay),
+    '--max-port',
+    String(Math.min(65535, relay + 399)),
+    // coturn 4.6.1's uclient binds channels in 0x4000-0x7FFF (RFC 5766); RFC 8656 allows 0x4000-0x4FFF.
+    '--rfc5766-channel-numbers',
+  ]);
+  t.teardown(() => d.stop());
+  return d;
+}
+
+function assertHealthy(t: Test, d: Daemon): void {
+  t.equal(d.proc.exitCode, null, 'daemon still running');
+  t.equal(d.stderr(), '', 'daemon stderr empty');
+  t.same(
+    d.lines.filter((l) => /"level":"(error|fatal)"/.test(l)),
+    [],
+    'no error or fatal log lines',
+  );
+}
+
+/** The three uclient modes at once against one daemon and one peer. */
+async function interop(t: Test, d: Daemon, peerPort: number, credentials: string[]): Promise<void> {
+  const base = ['-p', String(d.port), '-m', String(CLIENTS), '-n', String(MESSAGES), ...credentials];
+  const reports = await Promise.all(
+    MODES.map((mode) =>
+      runUclient([...mode.flags, ...base, '-e', '127.0.0.1', '-r', String(peerPort), '127.0.0.1']),
+    ),
+  );
+  for (const [i, mode] of MODES.entries()) {
+    const r = reports[i]!;
+    await t.test(`${mode.name}${mode.flags.length > 0 ? ` (${mode.flags.join(' ')})` : ''}`, async (t) => {
+      t.comment(
+        `${(r.durationMs / 1000).toFixed(1)} s: sent ${r.sent}, received ${r.received}, lost ${r.lost}; ` +
+          `RTT avg ${r.rtt?.avg} ms, min ${r.rtt?.min} ms, max ${r.rtt?.max} ms; jitter avg ${r.jitterAvg} ms`,
+      );
+      t.equal(r.exitCode, 0, 'uclient exit code 0');
+      t.ok(r.sent >= CLIENTS * MESSAGES, `sent ${r.sent} ≥ ${CLIENTS * MESSAGES}`);
+      t.equal(r.lost, 0, 'Total lost packets 0');
+      t.equal(r.received, r.sent, 'tot_recv_msgs == tot_send_msgs');
+      if (r.lost !== 0 || r.exitCode !== 0) t.comment(r.output.split('\n').slice(-40).join('\n'));
+    });
+  }
+}
+
+t.test('turnutils_uclient through turnpike', { skip }, async (t) => {
+  t.test('static long-term credentials (--user alice:wonderland)', async (t) => {
+    const peerPort = await freeUdpRange(2);
+    const d = await startTurnpike(t, ['--user', 'alice:wonderland']);
+    await startPeer(t, peerPort);
+    await interop(t, d, peerPort, ['-u', 'alice', '-w', 'wonderland']);
+    t.ok(
+      d.lines.some((l) => l.includes('"allocation created"') && l.includes('"user":"alice"')),
+      'allocations logged for alice',
+    );
+    assertHealthy(t, d);
+  });
+
+  t.test('TURN REST credentials (--use-auth-secret; uclient -W secret, -u userid)', async (t) => {
+    const peerPort = await freeUdpRange(2);
+    const d = await startTurnpike(t, ['--use-auth-secret', '--static-auth-secret', SECRET]);
+    await startPeer(t, peerPort);
+    await interop(t, d, peerPort, ['-u', 'alice', '-W', SECRET]);
+    t.ok(
+      d.lines.some((l) => l.includes('"allocation created"') && l.includes('"user":"alice"')),
+      'allocations counted for the REST userid alice',
+    );
+
+    await t.test('own client with REST credentials', async (t) => {
+      const ok = await TurnClient.connect('127.0.0.1', d.port, {
+        ...restCredentials(SECRET, 'carol'),
+        realm: REALM,
+      });
+      t.teardown(() => ok.close());
+      t.ok((await ok.allocate()).relayed.port > 0, 'valid REST credentials allocate');
+      for (const [what, creds] of [
+        ['another secret', restCredentials('not-the-secret', 'carol')],
+        ['an expired username', restCredentials(SECRET, 'carol', -60)],
+      ] as const) {
+        const c = await TurnClient.connect('127.0.0.1', d.port, { ...creds, realm: REALM });
+        t.teardown(() => c.close());
+        const e = await c.allocate().catch((err: unknown) => err);
+        t.ok(e instanceof TurnRequestError && e.code === 401, `${what}: 401`);
+      }
+    });
+    assertHealthy(t, d);
+  });
+});
