@@ -3,8 +3,12 @@
  *
  *   turnpike [start] [options]        start the daemon (the default command)
  *   turnpike check-config [options]   print the effective configuration (secrets redacted), or the error
+ *   turnpike credentials --userid <id> [--ttl <s>] [options]
+ *                                     print ICE servers with TURN REST credentials (as GET /ice-servers)
+ *   turnpike probe <uri> [--user U --password P | --secret S [--userid X]] [--json]
+ *                                     check a STUN/TURN server end to end (exit 0 when every step passes)
  *
- * Both commands take `-c, --config <file>` and one option per configuration key, named as the key.
+ * start, check-config and credentials take `-c, --config <file>` and one option per configuration key, named as the key.
  * Only options actually given override the file and the environment. Exit codes: 0; 78 (EX_CONFIG) for
  * any configuration or command-line error, so systemd's `RestartPreventExitStatus=78` stops a restart
  * loop; 1 for anything else. `bin/turnpike.js` calls `main()`; importing this module runs nothing.
@@ -15,6 +19,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { envName, loadConfig, redact, unknownEnvironmentVariables } from './config/load.js';
 import { KEYS, type KeySpec } from './config/schema.js';
 import type { Config } from './config/types.js';
+import { restPassword } from './core/auth/rest-secret.js';
+import { parseIp } from './core/ip.js';
+import { checkUserId, iceServers, parseTtl } from './credentials.js';
 import type { DaemonOptions } from './daemon.js';
 import { ConfigError, EXIT_CONFIG, TurnError } from './errors.js';
 
@@ -140,6 +147,101 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   check.action(() => {
     const config = load(check, checkOptions);
     stdout(JSON.stringify(redact(config), null, 2) + '\n');
+  });
+
+  const credentials = program
+    .command('credentials')
+    .description(
+      'print ICE servers with TURN REST credentials for a user id as JSON (an RTCConfiguration, as GET /ice-servers answers); needs use-auth-secret',
+    )
+    .option('--userid <id>', 'user id the credentials are for (required; no ":", at most 64 characters)')
+    .option('--ttl <seconds>', 'credential lifetime in seconds, 60-86400', '3600')
+    .option('--transport <list>', 'only these transports: comma-separated udp, tcp, tls')
+    .allowExcessArguments(false);
+  const credentialOptions = withConfigOptions(credentials);
+  credentials.action(() => {
+    const config = load(credentials, credentialOptions);
+    const o = credentials.opts<{ userid?: string; ttl: string; transport?: string }>();
+    const r = iceServers(config, {
+      userid: o.userid,
+      ttl: o.ttl,
+      transports: o.transport,
+      nowSec: Math.floor(Date.now() / 1000),
+    });
+    if (!r.ok) credentials.error(`turnpike credentials: ${r.error}`, { exitCode: EXIT_CONFIG });
+    else stdout(JSON.stringify(r.value, null, 2) + '\n');
+  });
+
+  const probe = program
+    .command('probe')
+    .description(
+      'check a STUN/TURN server end to end: Binding, Allocate, CreatePermission, ChannelBind and a relayed round trip to a local peer (exit 0 when every step passes, 1 otherwise)',
+    )
+    .argument('<uri>', 'turn:host[:port][?transport=udp|tcp], turns:host[:port] or stun:host[:port]')
+    .option('--user <name>', 'long-term credential user name')
+    .option('--password <password>', 'long-term credential password')
+    .option(
+      '--secret <secret>',
+      'TURN REST shared secret: the probe makes "<expiry>:<userid>" credentials with it',
+    )
+    .option('--userid <id>', 'user id of the REST credentials made with --secret', 'turnpike-probe')
+    .option('--ttl <seconds>', 'lifetime of the REST credentials made with --secret', '600')
+    .option(
+      '--peer-address <ip>',
+      'local address for the peer socket (default: loopback for a loopback relay, else the address that reaches the server)',
+    )
+    .option('--timeout <ms>', 'how long each step may wait for an answer', '3000')
+    .option('--insecure', 'turns: do not verify the server certificate')
+    .option('--json', 'print the report as JSON')
+    .allowExcessArguments(false);
+  probe.action(async (uriText: string) => {
+    const o = probe.opts<{
+      user?: string;
+      password?: string;
+      secret?: string;
+      userid: string;
+      ttl: string;
+      peerAddress?: string;
+      timeout: string;
+      insecure?: boolean;
+      json?: boolean;
+    }>();
+    const fail = (text: string): never => probe.error(`turnpike probe: ${text}`, { exitCode: EXIT_CONFIG });
+    const { parseServerUri } = await import('./probe/uri.js');
+    const parsed = parseServerUri(uriText);
+    if (!parsed.ok) return fail(parsed.error);
+    if (o.secret !== undefined && (o.user !== undefined || o.password !== undefined)) {
+      return fail('give either --user and --password, or --secret');
+    }
+    if ((o.user === undefined) !== (o.password === undefined))
+      return fail('--user and --password go together');
+    if (o.peerAddress !== undefined && parseIp(o.peerAddress) === undefined) {
+      return fail('--peer-address must be an IP address of this machine');
+    }
+    const timeoutMs = /^\d{1,6}$/.test(o.timeout) ? Number(o.timeout) : 0;
+    if (timeoutMs < 10) return fail('--timeout must be a number of milliseconds, at least 10');
+    let creds: { username: string; password: string } | undefined;
+    if (o.secret !== undefined) {
+      const bad = checkUserId(o.userid);
+      if (bad !== undefined) return fail(bad);
+      const ttl = parseTtl(o.ttl);
+      if (typeof ttl === 'string') return fail(ttl);
+      const username = `${Math.floor(Date.now() / 1000) + ttl}:${o.userid}`;
+      creds = { username, password: restPassword(o.secret, username) };
+    } else if (o.user !== undefined && o.password !== undefined) {
+      creds = { username: o.user, password: o.password };
+    }
+    const { runProbe } = await import('./probe/probe.js');
+    const { formatReport } = await import('./probe/report.js');
+    const report = await runProbe({
+      uri: parsed.uri,
+      credentials: creds,
+      timeoutMs,
+      insecure: o.insecure === true,
+      ...(o.peerAddress === undefined ? {} : { peerAddress: o.peerAddress }),
+    });
+    stdout(o.json === true ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
+    exitCode = report.ok ? 0 : 1;
   });
 
   try {

@@ -65,6 +65,8 @@ t.test('defaults', async (t) => {
     alternateServers: [],
     drainTimeout: 60,
     apiToken: undefined,
+    publicHost: undefined,
+    testPage: false,
     logLevel: 'info',
     noUdp: false,
     noTcp: false,

@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { AttrType } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
 import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
-import { bindingRequest, mustDecode } from '../fixtures/helpers/stun-client.js';
+import { bindingRequest } from '../fixtures/helpers/stun-client.js';
 import { TestPeer, udpPortFree } from '../fixtures/helpers/turn-client.js';
 import { StreamTurnClient } from '../fixtures/helpers/turn-stream-client.js';
 

@@ -292,6 +292,60 @@ t.test('TURN REST credentials', async (t) => {
   );
 });
 
+t.test('REST user ids revoked by the operator → 401 revoked', async (t) => {
+  const calls: Array<[string, number]> = [];
+  const revoked = new Map([['user-42', NOW + 100]]);
+  const isRevoked = (userId: string, nowSec: number): boolean => {
+    calls.push([userId, nowSec]);
+    return (revoked.get(userId) ?? 0) > nowSec;
+  };
+  const auth = authenticator({ isRevoked });
+  const nonce = challenge(auth, false).nonce;
+  const username = `${NOW + 3600}:user-42`;
+  failed(t, run(auth, legacy(username, restPass('north-secret', username), nonce)), 401, 'revoked');
+  t.same(calls, [['user-42', NOW]], 'asked with the REST user id and the time');
+  t.match(
+    run(auth, legacy(username, restPass('north-secret', username), nonce), IP, PORT, NOW + 100),
+    { ok: true, userId: 'user-42' },
+    'usable again once the revocation ends',
+  );
+  const other = `${NOW + 3600}:user-43`;
+  t.match(run(auth, legacy(other, restPass('south-secret', other), nonce)), { ok: true }, 'other ids');
+
+  calls.length = 0;
+  failed(t, run(auth, legacy(username, 'guess', nonce)), 401, 'bad-integrity', 'integrity first');
+  const expired = `${NOW - 1}:user-42`;
+  failed(t, run(auth, legacy(expired, restPass('north-secret', expired), nonce)), 401, 'expired-username');
+  t.match(run(auth, legacy('alice', 'wonderland', nonce)), { ok: true }, 'static users are not checked');
+  t.same(calls, [], 'not consulted for refused or static credentials');
+
+  revoked.set('alice', NOW + 100);
+  t.match(
+    run(auth, legacy('alice', 'wonderland', nonce)),
+    { ok: true },
+    'static user named like a revoked id',
+  );
+
+  // withRevocation: the same configuration, nonces still valid, the new check in force.
+  const plain = authenticator();
+  const plainNonce = challenge(plain, false).nonce;
+  t.match(run(plain, legacy(username, restPass('north-secret', username), plainNonce)), { ok: true });
+  const revocable = plain.withRevocation(isRevoked);
+  failed(
+    t,
+    run(revocable, legacy(username, restPass('north-secret', username), plainNonce)),
+    401,
+    'revoked',
+    'withRevocation keeps the nonce key and adds the check',
+  );
+  t.match(run(revocable, legacy('alice', 'wonderland', plainNonce)), { ok: true }, 'users kept');
+  t.match(
+    run(plain, legacy(username, restPass('north-secret', username), plainNonce)),
+    { ok: true },
+    'original unchanged',
+  );
+});
+
 t.test('realm and nonce checks', async (t) => {
   const auth = authenticator();
   const nonce = challenge(auth, true).nonce;
