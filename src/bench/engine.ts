@@ -1,0 +1,623 @@
+/**
+ * The load engine of one worker thread: its slice of the allocations (one connected UDP client socket
+ * and one TurnSession each), its own peer sockets, a paced sender and the receive-side accounting.
+ *
+ * Data path, per direction:
+ *   - c2p:  client socket → server (ChannelData or Send indication) → relay → peer socket;
+ *   - p2c:  peer socket → relay → server → client socket (ChannelData or Data indication);
+ *   - echo: client → relay → peer, which sends the payload straight back → relay → client.
+ * Each packet carries the payload header of payload.ts, so the receiving end (this same thread) knows
+ * the allocation, the window and the send time: latency is one-way for c2p/p2c and the round trip for
+ * echo, read from process.hrtime.bigint() on both ends.
+ *
+ * Pacing: a 1 ms timer sends what the schedule (rate × elapsed) says is due, round-robin over the
+ * allocations, at most 4 ms worth per tick so a late timer does not turn into one huge burst. A backlog
+ * above 100 ms worth is dropped and counted as `skipped`: offered but never sent, the sign that the tool
+ * itself could not keep up. Each packet is a fresh buffer (never reused after send()), stamped just
+ * before it is sent.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { AttrType, Class, Method } from '../core/constants.js';
+import { messageType } from '../core/stun/decode.js';
+import { StunWriter } from '../core/stun/encode.js';
+import { HdrHistogram, JitterEstimator } from './hdr.js';
+import {
+  fillerTemplate,
+  isPayload,
+  PAYLOAD_HEADER_BYTES,
+  payloadAgeNs,
+  payloadFlow,
+  payloadTrial,
+  writePayloadHeader,
+} from './payload.js';
+import { threadCpuSeconds } from './proc.js';
+import { CredentialCache, SetupFailure, TurnSession, withConcurrency } from './turn-session.js';
+import type { EngineConfig, PhaseReport, SetupReport, WindowReport } from './types.js';
+
+/** The channel every allocation binds (channels are per allocation, so one number serves all). */
+export const BENCH_CHANNEL = 0x4000;
+const DATA_INDICATION = messageType(Method.Data, Class.Indication);
+const TICK_MS = 1;
+/** Most sent in one tick, in ms of schedule; and the backlog beyond which packets are skipped. */
+const TICK_BUDGET_MS = 4;
+const MAX_BACKLOG_MS = 100;
+/** Drain after a window: stop when nothing arrived for QUIET_MS, or after DRAIN_MAX_MS. */
+const QUIET_MS = 200;
+const DRAIN_MAX_MS = 1000;
+const CLEANUP_MAX_MS = 5000;
+
+/** A synchronous lookup for IP literals: send() then skips dns.lookup (a tick and a closure). */
+function literalLookup(
+  hostname: string,
+  _options: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  callback(null, hostname, hostname.includes(':') ? 6 : 4);
+}
+
+function udpType(address: string): 'udp4' | 'udp6' {
+  return address.includes(':') ? 'udp6' : 'udp4';
+}
+
+export function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
+}
+
+class Peer {
+  readonly socket: Socket;
+  address = '';
+  port = 0;
+  constructor(socket: Socket) {
+    this.socket = socket;
+  }
+}
+
+class Flow {
+  readonly index: number;
+  readonly socket: Socket;
+  readonly session: TurnSession;
+  readonly jitter = new JitterEstimator();
+  localPort = 0;
+  relayAddress = '';
+  relayPort = 0;
+  peer: Peer | undefined;
+  /** Send-indication head (STUN header, XOR-PEER-ADDRESS, DATA header) on the Send/Data path. */
+  sendHead: Buffer | undefined;
+  allocated = false;
+  active = false;
+  seq = 0;
+
+  constructor(index: number, socket: Socket, session: TurnSession) {
+    this.index = index;
+    this.socket = socket;
+    this.session = session;
+  }
+}
+
+class PhaseTracker {
+  attempted = 0;
+  succeeded = 0;
+  startNs = 0;
+  endNs = 0;
+  readonly failures: Record<string, number> = {};
+
+  begin(): void {
+    this.startNs = Number(process.hrtime.bigint());
+  }
+
+  end(): void {
+    this.endNs = Number(process.hrtime.bigint());
+  }
+
+  fail(err: unknown): void {
+    const code =
+      err instanceof SetupFailure
+        ? err.code
+        : `socket:${(err as NodeJS.ErrnoException).code ?? (err as Error).message ?? 'error'}`;
+    this.failures[code] = (this.failures[code] ?? 0) + 1;
+  }
+
+  report(): PhaseReport {
+    return {
+      attempted: this.attempted,
+      succeeded: this.succeeded,
+      startNs: this.startNs,
+      endNs: this.endNs,
+      failures: { ...this.failures },
+    };
+  }
+}
+
+/** Counters of the current window; plain fields, bumped on the hot path. */
+class WindowCounters {
+  offered = 0;
+  sent = 0;
+  skipped = 0;
+  sendErrors = 0;
+  received = 0;
+  forwarded = 0;
+  stray = 0;
+  late = 0;
+}
+
+export class Engine {
+  readonly config: EngineConfig;
+  private readonly flows: Flow[] = [];
+  /** By local index (global index − firstFlow); undefined where the socket could not be opened. */
+  private byIndex: (Flow | undefined)[] = [];
+  private readonly peers: Peer[] = [];
+  private active: Flow[] = [];
+  private readonly creds: CredentialCache;
+  private readonly filler: Buffer;
+  private readonly histogram = new HdrHistogram();
+  private counters = new WindowCounters();
+  private trial = 0;
+  private lastArrivalNs = 0n;
+  private keepalive: NodeJS.Timeout | undefined;
+  private closed = false;
+  private stopRequested = false;
+
+  constructor(config: EngineConfig) {
+    this.config = config;
+    this.creds = new CredentialCache(config.credentials);
+    this.filler = fillerTemplate(config.size);
+  }
+
+  /** Live counters for the progress line. */
+  progress(): { sent: number; received: number } {
+    return { sent: this.counters.sent, received: this.counters.received };
+  }
+
+  private applyBuffers(socket: Socket): void {
+    const bytes = this.config.sockBufBytes;
+    if (bytes <= 0) return;
+    try {
+      socket.setRecvBufferSize(bytes);
+      socket.setSendBufferSize(bytes);
+    } catch {
+      // Above rmem_max/wmem_max the kernel caps it; an error here only means the default stays.
+    }
+  }
+
+  private bind(socket: Socket, address: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ address, port: 0, exclusive: true }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private connect(socket: Socket, address: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(port, address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private async openPeer(): Promise<Peer> {
+    const socket = createSocket({ type: udpType(this.config.peerIp), lookup: literalLookup });
+    const peer = new Peer(socket);
+    await this.bind(socket, this.config.peerIp);
+    this.applyBuffers(socket);
+    const a = socket.address();
+    peer.address = a.address;
+    peer.port = a.port;
+    socket.on('error', () => {
+      this.counters.sendErrors++;
+    });
+    socket.on('message', (msg, rinfo) => this.onPeerMessage(peer, msg, rinfo));
+    return peer;
+  }
+
+  private async openFlow(index: number): Promise<Flow> {
+    const { server, clientIp } = this.config;
+    const socket = createSocket({ type: udpType(server.address), lookup: literalLookup });
+    const session = new TurnSession((buf) => socket.send(buf), this.creds);
+    const flow = new Flow(index, socket, session);
+    try {
+      await this.bind(socket, clientIp);
+      await this.connect(socket, server.address, server.port);
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
+    this.applyBuffers(socket);
+    flow.localPort = socket.address().port;
+    socket.on('error', () => {
+      // ECONNREFUSED (ICMP port unreachable from a stopped server), ENOBUFS…
+      this.counters.sendErrors++;
+    });
+    socket.on('message', (msg) => this.onClientMessage(flow, msg));
+    return flow;
+  }
+
+  private relayAllowed(address: string): boolean {
+    return (
+      isLoopback(address) ||
+      address === this.config.server.address ||
+      this.config.allowedRelayIps.includes(address)
+    );
+  }
+
+  private readonly socketPhase = new PhaseTracker();
+
+  /** Opens the peer sockets and one connected client socket per allocation. */
+  async open(): Promise<void> {
+    const c = this.config;
+    const sockets = this.socketPhase;
+    sockets.begin();
+    for (let p = 0; p < c.peerCount; p++) this.peers.push(await this.openPeer());
+    const indexes = Array.from({ length: c.flowCount }, (_, k) => c.firstFlow + k);
+    const opened: (Flow | undefined)[] = new Array(indexes.length);
+    await withConcurrency(indexes, c.setupConcurrency, async (index, k) => {
+      sockets.attempted++;
+      try {
+        opened[k] = await this.openFlow(index);
+        sockets.succeeded++;
+      } catch (err) {
+        sockets.fail(err);
+      }
+    });
+    sockets.end();
+    this.byIndex = opened;
+    for (let k = 0; k < opened.length; k++) {
+      const f = opened[k];
+      if (f === undefined) continue;
+      f.peer = this.peers[k % this.peers.length];
+      this.flows.push(f);
+    }
+  }
+
+  /** Sets every allocation up: Allocate, then CreatePermission, then ChannelBind (each phase for all). */
+  async setup(): Promise<SetupReport> {
+    const c = this.config;
+    const sockets = this.socketPhase;
+    const allocate = new PhaseTracker();
+    const permission = new PhaseTracker();
+    const channel = c.path === 'channel' ? new PhaseTracker() : undefined;
+
+    allocate.begin();
+    await withConcurrency(this.flows, c.setupConcurrency, async (f) => {
+      allocate.attempted++;
+      try {
+        const r = await f.session.allocate(c.lifetimeSec);
+        if (!this.relayAllowed(r.relayed.address)) {
+          throw new SetupFailure('relay-address', `relay address ${r.relayed.address} not allowed`);
+        }
+        f.relayAddress = r.relayed.address;
+        f.relayPort = r.relayed.port;
+        f.allocated = true;
+        allocate.succeeded++;
+      } catch (err) {
+        allocate.fail(err);
+      }
+    });
+    allocate.end();
+
+    const allocated = this.flows.filter((f) => f.allocated);
+    const okPermission = new Set<Flow>();
+    permission.begin();
+    await withConcurrency(allocated, c.setupConcurrency, async (f) => {
+      permission.attempted++;
+      try {
+        await f.session.createPermission(f.peer!.address, f.peer!.port);
+        okPermission.add(f);
+        permission.succeeded++;
+      } catch (err) {
+        permission.fail(err);
+      }
+    });
+    permission.end();
+
+    let ready = allocated.filter((f) => okPermission.has(f));
+    if (channel !== undefined) {
+      const okChannel = new Set<Flow>();
+      channel.begin();
+      await withConcurrency(ready, c.setupConcurrency, async (f) => {
+        channel.attempted++;
+        try {
+          await f.session.channelBind(BENCH_CHANNEL, f.peer!.address, f.peer!.port);
+          okChannel.add(f);
+          channel.succeeded++;
+        } catch (err) {
+          channel.fail(err);
+        }
+      });
+      channel.end();
+      ready = ready.filter((f) => okChannel.has(f));
+    } else {
+      for (const f of ready) f.sendHead = this.sendIndicationHead(f);
+    }
+    for (const f of ready) f.active = true;
+    this.active = ready;
+    if (c.keepaliveSec > 0 && ready.length > 0) {
+      this.keepalive = setInterval(() => this.refreshAll(), c.keepaliveSec * 1000);
+    }
+    return {
+      sockets: sockets.report(),
+      allocate: allocate.report(),
+      permission: permission.report(),
+      channel: channel?.report(),
+      active: ready.length,
+      transmissions: this.flows.reduce((n, f) => n + f.session.transmissions, 0),
+      clientPorts: this.flows.map((f) => f.localPort),
+      peerPorts: this.peers.map((p) => p.port),
+      relays: allocated.map((f) => ({ address: f.relayAddress, port: f.relayPort })),
+    };
+  }
+
+  /** Keeps long runs alive: Refresh, CreatePermission and ChannelBind again (errors are ignored). */
+  private refreshAll(): void {
+    const c = this.config;
+    void withConcurrency(this.active, c.setupConcurrency, async (f) => {
+      try {
+        await f.session.refresh(c.lifetimeSec ?? 600);
+        await f.session.createPermission(f.peer!.address, f.peer!.port);
+        if (c.path === 'channel') await f.session.channelBind(BENCH_CHANNEL, f.peer!.address, f.peer!.port);
+      } catch {
+        // Reported indirectly: the allocation stops relaying and its packets count as lost.
+      }
+    });
+  }
+
+  /** Send indication (RFC 8656 §10.1) head: STUN header, XOR-PEER-ADDRESS, DATA attribute header. */
+  private sendIndicationHead(f: Flow): Buffer {
+    const txid = Buffer.allocUnsafe(12);
+    txid.writeUInt32BE(0x54504231, 0);
+    txid.writeUInt32BE(f.index >>> 0, 4);
+    txid.writeUInt32BE(this.config.workerIndex >>> 0, 8);
+    const w = new StunWriter(64).start(Method.Send, Class.Indication, txid);
+    w.addAddress(AttrType.XorPeerAddress, f.peer!.address, f.peer!.port, true);
+    const start = w.finish();
+    const head = Buffer.alloc(start.length + 4);
+    start.copy(head, 0);
+    const padded = (this.config.size + 3) & ~3;
+    head.writeUInt16BE(start.length - 20 + 4 + padded, 2);
+    head.writeUInt16BE(AttrType.Data, start.length);
+    head.writeUInt16BE(this.config.size, start.length + 2);
+    return head;
+  }
+
+  // ---- hot path: sending ------------------------------------------------------------------------
+
+  private sendFromClient(f: Flow): void {
+    const size = this.config.size;
+    let buf: Buffer;
+    let off: number;
+    const head = f.sendHead;
+    if (head === undefined) {
+      buf = Buffer.allocUnsafe(4 + size);
+      buf.writeUInt16BE(BENCH_CHANNEL, 0);
+      buf.writeUInt16BE(size, 2);
+      off = 4;
+    } else {
+      const padded = (size + 3) & ~3;
+      buf = Buffer.allocUnsafe(head.length + padded);
+      head.copy(buf, 0);
+      off = head.length;
+      if (padded > size) buf.fill(0, off + size);
+    }
+    this.filler.copy(buf, off + PAYLOAD_HEADER_BYTES, PAYLOAD_HEADER_BYTES);
+    writePayloadHeader(buf, off, this.trial, f.index, f.seq++, process.hrtime.bigint());
+    f.socket.send(buf);
+  }
+
+  private sendFromPeer(f: Flow): void {
+    const size = this.config.size;
+    const buf = Buffer.allocUnsafe(size);
+    this.filler.copy(buf, PAYLOAD_HEADER_BYTES, PAYLOAD_HEADER_BYTES);
+    writePayloadHeader(buf, 0, this.trial, f.index, f.seq++, process.hrtime.bigint());
+    f.peer!.socket.send(buf, f.relayPort, f.relayAddress);
+  }
+
+  // ---- hot path: receiving ----------------------------------------------------------------------
+
+  /** A packet of ours reached its final destination: count it, record its latency and jitter. */
+  private arrive(buf: Buffer, off: number, len: number, expected: Flow | undefined): void {
+    const c = this.counters;
+    if (!isPayload(buf, off, len)) {
+      c.stray++;
+      return;
+    }
+    const index = payloadFlow(buf, off) - this.config.firstFlow;
+    const f = expected ?? this.byIndex[index];
+    if (f === undefined || f.index !== payloadFlow(buf, off)) {
+      c.stray++;
+      return;
+    }
+    if (payloadTrial(buf, off) !== this.trial) {
+      c.late++;
+      return;
+    }
+    const now = process.hrtime.bigint();
+    const transit = payloadAgeNs(buf, off, now);
+    this.lastArrivalNs = now;
+    c.received++;
+    this.histogram.record(transit);
+    f.jitter.update(transit);
+  }
+
+  private onClientMessage(f: Flow, msg: Buffer): void {
+    const b0 = msg[0];
+    if (b0 === undefined) return;
+    if ((b0 & 0xc0) === 0x40) {
+      // ChannelData: channel, length, data.
+      if (msg.length >= 4) this.arrive(msg, 4, msg.readUInt16BE(2), f);
+      return;
+    }
+    if (msg.length >= 20 && msg.readUInt16BE(0) === DATA_INDICATION) {
+      // Data indication: find the DATA attribute.
+      let off = 20;
+      while (off + 4 <= msg.length) {
+        const type = msg.readUInt16BE(off);
+        const len = msg.readUInt16BE(off + 2);
+        if (type === AttrType.Data) {
+          this.arrive(msg, off + 4, len, f);
+          return;
+        }
+        off += 4 + ((len + 3) & ~3);
+      }
+      this.counters.stray++;
+      return;
+    }
+    f.session.onStun(msg);
+  }
+
+  private onPeerMessage(peer: Peer, msg: Buffer, rinfo: RemoteInfo): void {
+    const direction = this.config.direction;
+    if (direction === 'c2p') {
+      this.arrive(msg, 0, msg.length, undefined);
+    } else if (direction === 'echo') {
+      // Straight back to the relay it came from; msg is never touched after this.
+      peer.socket.send(msg, rinfo.port, rinfo.address);
+      if (isPayload(msg, 0, msg.length) && payloadTrial(msg, 0) === this.trial) this.counters.forwarded++;
+    } else {
+      this.counters.stray++;
+    }
+  }
+
+  // ---- windows ----------------------------------------------------------------------------------
+
+  /**
+   * Sends at `ratePps` (this engine's share) for `durationMs` with payloads tagged `trial`, then
+   * drains until nothing arrived for 200 ms (at most 1 s), and reports the counters.
+   */
+  runWindow(trial: number, ratePps: number, durationMs: number): Promise<WindowReport> {
+    this.trial = trial;
+    const c = new WindowCounters();
+    this.counters = c;
+    this.histogram.reset();
+    for (const f of this.active) {
+      f.jitter.reset();
+      f.seq = 0;
+    }
+    const flows = this.active;
+    const n = flows.length;
+    const fromPeer = this.config.direction === 'p2c';
+    const startNs = process.hrtime.bigint();
+    const durationNs = BigInt(Math.round(durationMs * 1e6));
+    const endNs = startNs + durationNs;
+    const perNs = ratePps / 1e9;
+    const tickBudget = Math.max(1, Math.ceil((ratePps * TICK_BUDGET_MS) / 1000));
+    const maxBacklog = Math.max(tickBudget, Math.ceil((ratePps * MAX_BACKLOG_MS) / 1000));
+    const cpuStart = threadCpuSeconds();
+    this.lastArrivalNs = startNs;
+    let cursor = 0;
+    let cpuSec: number | undefined;
+    let sendMs = 0;
+
+    return new Promise((resolve) => {
+      const finish = (drainStartNs: bigint): void => {
+        const now = process.hrtime.bigint();
+        const latency = this.histogram.snapshot();
+        let jitterSum = 0;
+        let jitterFlows = 0;
+        let jitterMax = 0;
+        for (const f of flows) {
+          if (!f.jitter.samples) continue;
+          jitterSum += f.jitter.jitter;
+          jitterFlows++;
+          if (f.jitter.jitter > jitterMax) jitterMax = f.jitter.jitter;
+        }
+        resolve({
+          trial,
+          sendMs,
+          drainMs: Number(now - drainStartNs) / 1e6,
+          offered: c.offered,
+          sent: c.sent,
+          skipped: c.skipped,
+          sendErrors: c.sendErrors,
+          received: c.received,
+          forwarded: c.forwarded,
+          stray: c.stray,
+          late: c.late,
+          cpuSec,
+          latency,
+          jitterSumNs: jitterSum,
+          jitterFlows,
+          jitterMaxNs: jitterMax,
+        });
+      };
+      const drain = (drainStartNs: bigint): void => {
+        const check = (): void => {
+          const now = process.hrtime.bigint();
+          const quiet = Number(now - this.lastArrivalNs) / 1e6 >= QUIET_MS;
+          const tooLong = Number(now - drainStartNs) / 1e6 >= DRAIN_MAX_MS;
+          if (quiet || tooLong || this.closed || this.stopRequested) finish(drainStartNs);
+          else setTimeout(check, 10);
+        };
+        setTimeout(check, 10);
+      };
+      const tick = (): void => {
+        const now = process.hrtime.bigint();
+        const clamped = now < endNs ? now : endNs;
+        const target = n === 0 ? 0 : Math.floor(Number(clamped - startNs) * perNs);
+        // Scheduled so far minus handled (sent or skipped) so far.
+        let due = target - c.sent - c.skipped;
+        c.offered = target;
+        if (due > maxBacklog) {
+          c.skipped += due - maxBacklog;
+          due = maxBacklog;
+        }
+        const burst = Math.min(due, tickBudget);
+        for (let i = 0; i < burst; i++) {
+          const f = flows[cursor]!;
+          cursor = cursor + 1 === n ? 0 : cursor + 1;
+          if (fromPeer) this.sendFromPeer(f);
+          else this.sendFromClient(f);
+        }
+        c.sent += burst;
+        if (now >= endNs || this.closed || this.stopRequested) {
+          // Whatever is still due at the end was offered but never sent.
+          c.skipped += due - burst;
+          const cpuEnd = threadCpuSeconds();
+          cpuSec = cpuStart === undefined || cpuEnd === undefined ? undefined : cpuEnd - cpuStart;
+          sendMs = Number(now - startNs) / 1e6;
+          drain(now);
+          return;
+        }
+        setTimeout(tick, TICK_MS);
+      };
+      tick();
+    });
+  }
+
+  /** Ends the current window (and any later one) at its next tick. */
+  stop(): void {
+    this.stopRequested = true;
+  }
+
+  /** Deletes the allocations (Refresh lifetime 0, when `release`), closes every socket. Bounded in time. */
+  async close(release: boolean): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.keepalive);
+    if (release) {
+      const allocated = this.flows.filter((f) => f.allocated);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        withConcurrency(allocated, this.config.setupConcurrency, async (f) => {
+          try {
+            await f.session.refresh(0);
+          } catch {
+            // Already gone, or the server stopped answering: the sockets close either way.
+          }
+        }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, CLEANUP_MAX_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const f of this.flows) {
+      f.session.close();
+      f.socket.close();
+    }
+    for (const p of this.peers) p.socket.close();
+  }
+}
