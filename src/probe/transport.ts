@@ -128,7 +128,8 @@ export class ProbeConnection {
               ...(ipVersion(o.serverName) === 0 ? { servername: o.serverName } : {}),
               rejectUnauthorized: !o.insecure,
               ALPNProtocols: ['stun.turn'],
-              checkServerIdentity: o.insecure ? () => undefined : undefined,
+              // node:tls asserts this is a function when the key is present.
+              ...(o.insecure ? { checkServerIdentity: () => undefined } : {}),
             })
           : netConnect({ host: o.address, port: o.port });
       const timer = setTimeout(() => {

@@ -132,9 +132,16 @@ t.test('accepts good values of every kind', async (t) => {
       'max-frame-bytes': 24,
       'sock-buf-size': 1048576,
       'prometheus-address': '::1',
+      'public-host': 'turn.example.org.',
+      'test-page': true,
     },
     SOURCE,
   );
+  t.equal(config.publicHost, 'turn.example.org.');
+  t.equal(config.testPage, true);
+  for (const host of ['turn', 'a-b.example', '192.0.2.1', '2001:db8::1', `${'a'.repeat(63)}.org`]) {
+    t.equal(validate({ 'public-host': host }, SOURCE).publicHost, host, `public-host ${host}`);
+  }
   t.equal(config.listeningPort, 1);
   t.equal(config.cert, 'cert.pem');
   t.same(config.users, ['alice:secret', 'bob:0x0123456789ABCDEF0123456789abcdef', 'carol:pa:ss:word']);
@@ -195,6 +202,14 @@ t.test('refuses bad values with the key named', async (t) => {
     ['user', ['alice:0x0123456789abcdef0123456789abcdeg'], /32 hex digits/],
     ['static-auth-secret', [''], /item 1 must not be empty/],
     ['static-auth-secret', 'single', /must be an array/],
+    ['public-host', 'turn.example.org:3478', /DNS name or an IP address \(no port, no brackets\)/],
+    ['public-host', '[2001:db8::1]', /DNS name or an IP address/],
+    ['public-host', '-bad.example', /DNS name/],
+    ['public-host', 'a..b', /DNS name/],
+    ['public-host', '1.2.3', /DNS name/],
+    ['public-host', `${'a'.repeat(64)}.org`, /DNS name/],
+    ['public-host', '', /DNS name/],
+    ['test-page', 'on', /true or false/],
   ];
   for (const [key, value, message] of cases) {
     const error = configError(() => validate({ [key]: value }, SOURCE));
