@@ -9,6 +9,7 @@ import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';
 import { SourceRateLimiter } from './core/rate-limit.js';
 import { Stats } from './core/stats.js';
 import { StunCore } from './core/stun-core.js';
+import { RevocationList } from './credentials.js';
 import { BindError } from './errors.js';
 import { registerOperatorRoutes } from './http/operator-api.js';
 import { HttpApi } from './http/server.js';
@@ -96,9 +97,13 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
   );
   const { addresses, isDefault } = listenAddresses(config);
   const state = { ready: false, draining: false };
+  /** REST userids refused until a time (admin API); consulted by every authenticator built. */
+  const revocations = new RevocationList();
   let metrics: Metrics | undefined;
   const turn = turnEnabled(config)
-    ? buildTurn(config, addresses, limiter, stats, log, (sec) => metrics?.allocationLifetime.observe(sec))
+    ? buildTurn(config, addresses, limiter, stats, log, revocations, (sec) =>
+        metrics?.allocationLifetime.observe(sec),
+      )
     : undefined;
   core.turn = turn?.service;
   if (config.rfc5766ChannelNumbers) core.maxChannel = RFC5766_CHANNEL_MAX;
@@ -204,11 +209,10 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
         { protected: false },
       );
       registerOperatorRoutes(http, {
-        initialConfig: config,
         // Called only while serving requests, once `current` and `drain` below exist.
         config: () => current,
         turn,
-        listening: addresses,
+        revocations,
         drain: () => drain(),
         log,
       });
@@ -232,7 +236,7 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     if (turn !== undefined && turnEnabled(next)) {
       turn.service.reconfigure(
         turnOptions(next),
-        buildAuthenticator(next, turn.nonceSecret),
+        buildAuthenticator(next, turn.nonceSecret, revocations),
         buildPolicy(next, addresses),
       );
     }

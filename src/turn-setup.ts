@@ -14,6 +14,7 @@ import type { SourceRateLimiter } from './core/rate-limit.js';
 import type { Stats } from './core/stats.js';
 import type { TurnEvents, TurnOptions } from './core/turn/service.js';
 import { TurnService } from './core/turn/service.js';
+import type { RevocationList } from './credentials.js';
 import { type RelayAddress, RelayPool } from './io/relay-pool.js';
 import type { Logger } from './log.js';
 
@@ -116,8 +117,15 @@ export function turnOptions(config: Config): TurnOptions {
   };
 }
 
-export function buildAuthenticator(config: Config, nonceSecret: Buffer): Authenticator {
+export function buildAuthenticator(
+  config: Config,
+  nonceSecret: Buffer,
+  revocations?: RevocationList,
+): Authenticator {
   return new Authenticator({
+    ...(revocations === undefined
+      ? {}
+      : { isRevoked: (userId: string, nowSec: number) => revocations.isRevoked(userId, nowSec) }),
     realm: config.realm,
     users: config.users,
     useAuthSecret: config.useAuthSecret,
@@ -147,6 +155,7 @@ export function buildTurn(
   limiter: SourceRateLimiter,
   stats: Stats,
   log: Logger,
+  revocations: RevocationList,
   onAllocationEnded?: (lifetimeSec: number) => void,
 ): TurnSetup {
   const pool = new RelayPool(
@@ -187,7 +196,7 @@ export function buildTurn(
   };
   const service = new TurnService(
     turnOptions(config),
-    buildAuthenticator(config, nonceSecret),
+    buildAuthenticator(config, nonceSecret, revocations),
     buildPolicy(config, listening),
     pool,
     limiter,

@@ -14,8 +14,8 @@
  *   GET  /test?token=…                             the ICE candidate test page (`test-page` on)
  *
  * Revocations live in memory (a restart forgets them; rotate the secret for anything permanent).
- * They reach the authenticator through `installRevocation`, which wraps the TURN service's
- * `reconfigure` so that every authenticator a SIGHUP builds gets the check too.
+ * Revocations reach the authenticator through the RevocationList the server hands to every
+ * Authenticator it builds (at start and on each SIGHUP).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/types.js';
@@ -24,7 +24,7 @@ import { parseRestUsername } from '../core/auth/rest-secret.js';
 import type { PeerPolicy } from '../core/peer-policy.js';
 import type { Allocation } from '../core/turn/allocation.js';
 import type { TurnOptions, TurnService } from '../core/turn/service.js';
-import { hostAddresses, hostPort, iceServers, MAX_TTL_SEC, RevocationList } from '../credentials.js';
+import { hostAddresses, hostPort, iceServers, MAX_TTL_SEC, type RevocationList } from '../credentials.js';
 import type { Logger } from '../log.js';
 import { buildAuthenticator, buildPolicy, type TurnSetup, turnOptions } from '../turn-setup.js';
 import { type HttpApi, type HttpReply, json } from './server.js';
@@ -48,57 +48,24 @@ export interface OperatorDeps {
 
 /** What `server.ts` hands over. */
 export interface OperatorContext {
-  /** The configuration the server starts with. */
-  readonly initialConfig: Config;
   /** The configuration in force; only called while serving requests. */
   readonly config: () => Config;
   readonly turn: TurnSetup | undefined;
-  /** The listening addresses (for the peer policy's own-service list). */
-  readonly listening: readonly string[];
+  readonly revocations: RevocationList;
   readonly drain: () => void;
   readonly log: Logger;
 }
 
-/**
- * Registers the operator routes on `http` and, with TURN on, puts the revocation check into the
- * TURN service's authenticator (now and after every reconfigure).
- */
-export function registerOperatorRoutes(http: HttpApi, ctx: OperatorContext): RevocationList {
-  const revocations = new RevocationList();
+/** Registers the operator routes on `http`; `revocations` is the list the authenticator consults. */
+export function registerOperatorRoutes(http: HttpApi, ctx: OperatorContext): void {
   const turn = ctx.turn;
-  if (turn !== undefined) {
-    const start = ctx.initialConfig;
-    installRevocation(turn.service, revocations, () => [
-      turnOptions(start),
-      buildAuthenticator(start, turn.nonceSecret),
-      buildPolicy(start, ctx.listening),
-    ]);
-  }
   addOperatorRoutes(http, {
     config: ctx.config,
     turn: () => turn?.service,
     drain: ctx.drain,
-    revocations,
+    revocations: ctx.revocations,
     log: ctx.log.child({ component: 'operator-api' }),
   });
-  return revocations;
-}
-
-/**
- * Makes `service.reconfigure` add `revocations` to every authenticator it is given, then applies
- * `current()` (the settings the service runs with now) through it once.
- */
-export function installRevocation(
-  service: TurnService,
-  revocations: RevocationList,
-  current: () => [TurnOptions, Authenticator, PeerPolicy],
-): void {
-  const isRevoked = (userId: string, nowSec: number): boolean => revocations.isRevoked(userId, nowSec);
-  const reconfigure = service.reconfigure.bind(service);
-  service.reconfigure = (options, auth, policy) =>
-    reconfigure(options, auth.withRevocation(isRevoked), policy);
-  const [options, auth, policy] = current();
-  service.reconfigure(options, auth, policy);
 }
 
 const error = (status: number, message: string): HttpReply => json(status, { error: message });
