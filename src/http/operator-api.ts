@@ -19,14 +19,12 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/types.js';
-import type { Authenticator } from '../core/auth/authenticate.js';
 import { parseRestUsername } from '../core/auth/rest-secret.js';
-import type { PeerPolicy } from '../core/peer-policy.js';
 import type { Allocation } from '../core/turn/allocation.js';
-import type { TurnOptions, TurnService } from '../core/turn/service.js';
+import type { TurnService } from '../core/turn/service.js';
 import { hostAddresses, hostPort, iceServers, MAX_TTL_SEC, type RevocationList } from '../credentials.js';
 import type { Logger } from '../log.js';
-import { buildAuthenticator, buildPolicy, type TurnSetup, turnOptions } from '../turn-setup.js';
+import type { TurnSetup } from '../turn-setup.js';
 import { type HttpApi, type HttpReply, json } from './server.js';
 import { TEST_PAGE_HEADERS, testPageHtml } from './test-page.js';
 
