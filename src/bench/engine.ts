@@ -74,8 +74,8 @@ class Peer {
 
 class Flow {
   readonly index: number;
-  readonly socket: Socket;
-  readonly session: TurnSession;
+  socket: Socket;
+  session: TurnSession;
   readonly jitter = new JitterEstimator();
   localPort = 0;
   relayAddress = '';
@@ -97,6 +97,8 @@ class Flow {
 class PhaseTracker {
   attempted = 0;
   succeeded = 0;
+  /** Allocations moved to a fresh socket after 437 (a stale 5-tuple on the server). */
+  retries = 0;
   startNs = 0;
   endNs = 0;
   readonly failures: Record<string, number> = {};
@@ -121,6 +123,7 @@ class PhaseTracker {
     return {
       attempted: this.attempted,
       succeeded: this.succeeded,
+      retries: this.retries,
       startNs: this.startNs,
       endNs: this.endNs,
       failures: { ...this.failures },
@@ -214,11 +217,10 @@ export class Engine {
     return peer;
   }
 
-  private async openFlow(index: number): Promise<Flow> {
+  private async openClientSocket(): Promise<{ socket: Socket; session: TurnSession }> {
     const { server, clientIp } = this.config;
     const socket = createSocket({ type: udpType(server.address), lookup: literalLookup });
     const session = new TurnSession((buf) => socket.send(buf), this.creds);
-    const flow = new Flow(index, socket, session);
     try {
       await this.bind(socket, clientIp);
       await this.connect(socket, server.address, server.port);
@@ -227,13 +229,38 @@ export class Engine {
       throw err;
     }
     this.applyBuffers(socket);
+    return { socket, session };
+  }
+
+  private wireFlow(flow: Flow): void {
+    const socket = flow.socket;
     flow.localPort = socket.address().port;
     socket.on('error', () => {
       // ECONNREFUSED (ICMP port unreachable from a stopped server), ENOBUFS…
       this.counters.sendErrors++;
     });
     socket.on('message', (msg) => this.onClientMessage(flow, msg));
+  }
+
+  private async openFlow(index: number): Promise<Flow> {
+    const { socket, session } = await this.openClientSocket();
+    const flow = new Flow(index, socket, session);
+    this.wireFlow(flow);
     return flow;
+  }
+
+  /**
+   * After 437 Allocation Mismatch the server still holds an allocation for this 5-tuple (a port an
+   * earlier run used and did not release): move the allocation to a fresh socket. The old one stays
+   * open until the new one is bound, so the port differs.
+   */
+  private async replaceSocket(flow: Flow): Promise<void> {
+    const fresh = await this.openClientSocket();
+    flow.session.close();
+    flow.socket.close();
+    flow.socket = fresh.socket;
+    flow.session = fresh.session;
+    this.wireFlow(flow);
   }
 
   private relayAllowed(address: string): boolean {
@@ -285,7 +312,13 @@ export class Engine {
     await withConcurrency(this.flows, c.setupConcurrency, async (f) => {
       allocate.attempted++;
       try {
-        const r = await f.session.allocate(c.lifetimeSec);
+        let r = await f.session.allocate(c.lifetimeSec).catch((err: unknown) => err as Error);
+        for (let retry = 0; retry < 2 && r instanceof SetupFailure && r.code === '437'; retry++) {
+          await this.replaceSocket(f);
+          allocate.retries++;
+          r = await f.session.allocate(c.lifetimeSec).catch((err: unknown) => err as Error);
+        }
+        if (r instanceof Error) throw r;
         if (!this.relayAllowed(r.relayed.address)) {
           throw new SetupFailure('relay-address', `relay address ${r.relayed.address} not allowed`);
         }

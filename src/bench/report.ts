@@ -32,6 +32,7 @@ function failures(f: Readonly<Record<string, number>>): string {
 function phase(name: string, p: PhaseSummary): string {
   return (
     `${name} ${p.succeeded}/${p.attempted} in ${p.seconds.toFixed(3)} s (${int(p.perSec)}/s)` +
+    (p.retries > 0 ? `, ${p.retries} moved to a fresh port after 437` : '') +
     (Object.keys(p.failures).length > 0 ? `, failed: ${failures(p.failures)}` : '')
   );
 }

@@ -16,6 +16,7 @@ export const TOOL_DROPS_RATIO = 0.002;
 export interface PhaseSummary {
   readonly attempted: number;
   readonly succeeded: number;
+  readonly retries: number;
   readonly seconds: number;
   /** succeeded / seconds, from the first start to the last end over all workers. */
   readonly perSec: number;
@@ -43,7 +44,8 @@ function mergePhase(phases: readonly PhaseReport[]): PhaseSummary {
   const failures: Record<string, number> = {};
   for (const p of phases)
     for (const [k, v] of Object.entries(p.failures)) failures[k] = (failures[k] ?? 0) + v;
-  return { attempted, succeeded, seconds, perSec: seconds > 0 ? succeeded / seconds : 0, failures };
+  const retries = phases.reduce((n, p) => n + p.retries, 0);
+  return { attempted, succeeded, retries, seconds, perSec: seconds > 0 ? succeeded / seconds : 0, failures };
 }
 
 export function mergeSetup(requested: number, reports: readonly SetupReport[]): SetupSummary {

@@ -43,6 +43,8 @@ export interface EngineConfig {
 export interface PhaseReport {
   readonly attempted: number;
   readonly succeeded: number;
+  /** Allocate only: allocations moved to a fresh client socket after 437 Allocation Mismatch. */
+  readonly retries: number;
   /** process.hrtime.bigint() values as numbers of ns, comparable across threads. */
   readonly startNs: number;
   readonly endNs: number;

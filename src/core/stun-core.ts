@@ -76,6 +76,11 @@ export class StunCore {
     }
     this.stats.stunMessages++;
     if (view.cls === Class.Indication) {
+      // RFC 8489 §6.3.2: an indication with unknown comprehension-required attributes is discarded.
+      if (unknownRequiredAttributes(view).length > 0) {
+        this.stats.droppedUnsupported++;
+        return null;
+      }
       if (view.method === Method.Binding) this.stats.bindingIndications++;
       else if (view.method === Method.Send && this.turn !== undefined && endpoint !== undefined)
         this.turn.sendIndication(view, endpoint, address, port);

@@ -65,7 +65,12 @@ class UdpRelay implements RelayHandle {
   }
 
   send(data: Buffer, port: number, address: string): void {
-    this.socket.send(data, port, address);
+    try {
+      this.socket.send(data, port, address);
+    } catch {
+      // dgram throws synchronously on an address it cannot send to; one bad peer must not stop the
+      // listener whose callback this runs in (the core already refuses port 0).
+    }
   }
 
   close(): void {

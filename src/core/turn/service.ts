@@ -270,6 +270,8 @@ export class TurnService {
     const aafIndex = view.find(AttrType.AdditionalAddressFamily);
     if (token !== undefined && (token.length !== 8 || even !== undefined || rafIndex >= 0 || aafIndex >= 0))
       throw new StunRefusal(400);
+    // EVEN-PORT reserving the next port cannot go with a dual allocation (RFC 8656 §7.2).
+    if (even?.reserveNext === true && aafIndex >= 0) throw new StunRefusal(400);
     if (view.has(AttrType.EvenPort) && even === undefined) throw new StunRefusal(400);
     // Address families: REQUESTED-ADDRESS-FAMILY picks one (default IPv4); ADDITIONAL-ADDRESS-FAMILY
     // (IPv6 only) asks for a second relay address; both together are a bad request.
@@ -410,15 +412,17 @@ export class TurnService {
   /**
    * The peer policy, plus one exception: other allocations of this server are reachable relay to
    * relay whatever the default policy says (their address is often private or loopback) — on the
-   * server's own relay addresses and relay ports only. `port` 0: an IP-only check (CreatePermission).
+   * server's own relay addresses and relay ports only. `port` undefined: an IP-only check
+   * (CreatePermission). Port 0 is never a peer: nothing can be sent to it.
    */
-  private peerAllowed(address: string, port: number): boolean {
-    const verdict = this.policy.check(address, port);
+  private peerAllowed(address: string, port: number | undefined): boolean {
+    if (port === 0) return false;
+    const verdict = this.policy.check(address, port ?? 0);
     if (verdict === 'allowed') return true;
     return (
       verdict === 'denied-default' &&
       this.allocator.isOwnRelayAddress(address) &&
-      (port === 0 || (port >= this.options.minRelayPort && port <= this.options.maxRelayPort))
+      (port === undefined || (port >= this.options.minRelayPort && port <= this.options.maxRelayPort))
     );
   }
 
@@ -426,7 +430,7 @@ export class TurnService {
   private checkPeer(a: Allocation, peer: TransportAddress, withPort: boolean): string {
     const fam = peer.family === Family.IPv4 ? 4 : 6;
     if (a.relayFor(fam) === undefined) throw new StunRefusal(443);
-    if (this.peerAllowed(peer.address, withPort ? peer.port : 0)) return peer.address;
+    if (this.peerAllowed(peer.address, withPort ? peer.port : undefined)) return peer.address;
     this.stats.peerRefusals++;
     throw new StunRefusal(403);
   }
@@ -492,6 +496,9 @@ export class TurnService {
       if (stale !== undefined) a.unbindChannel(stale); // expired binding of this peer
       a.bindChannel(new Channel(number, ip, peer.port, nowSec + this.options.channelLifetimeSec));
     } else {
+      // Refreshing a live channel whose permission lapsed reinstalls the permission: within the cap.
+      if (needsPermission && a.livePermissions(nowSec) >= this.options.maxPermissions)
+        throw new StunRefusal(508);
       live.expiresAtSec = nowSec + this.options.channelLifetimeSec;
     }
     a.permissions.set(ip, nowSec + this.options.permissionLifetimeSec);
@@ -618,6 +625,8 @@ export class TurnService {
     if (a.deleted) return;
     a.deleted = true;
     this.table.remove(a);
+    // Still binding its relay: never announced, so not counted; `allocated` closes the sockets.
+    if (a.pending) return;
     for (const r of a.relays) r.close();
     this.stats.countAllocationDeleted(reason);
     this.events.allocationDeleted?.(a, reason);
