@@ -51,6 +51,8 @@ class FwdAllocation {
 }
 
 export class Forwarder {
+  /** SO_RCVBUF/SO_SNDBUF of every socket; 0 keeps the OS default. */
+  private readonly sockBufBytes: number;
   private socket: Socket | undefined;
   private address = '127.0.0.1';
   /** Allocations by client port, then checked against the client address (one host in practice). */
@@ -61,6 +63,16 @@ export class Forwarder {
   relayedToPeer = 0;
   relayedToClient = 0;
 
+  constructor(sockBufBytes = 0) {
+    this.sockBufBytes = sockBufBytes;
+  }
+
+  private applyBuffers(socket: Socket): void {
+    if (this.sockBufBytes <= 0) return;
+    socket.setRecvBufferSize(this.sockBufBytes);
+    socket.setSendBufferSize(this.sockBufBytes);
+  }
+
   async listen(address: string, port: number): Promise<HostPort> {
     const socket = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
@@ -70,6 +82,7 @@ export class Forwarder {
         resolve();
       });
     });
+    this.applyBuffers(socket);
     socket.on('error', () => {
       // ICMP errors for departed clients; nothing to do.
     });
@@ -235,6 +248,7 @@ export class Forwarder {
     relay.bind({ address: this.address, port: 0, exclusive: true }, () => {
       relay.removeAllListeners('error');
       relay.on('error', () => {});
+      this.applyBuffers(relay);
       a.relay = relay;
       a.relayPort = relay.address().port;
       relay.on('message', (msg, from) => this.onRelay(a, msg, from));
@@ -251,9 +265,9 @@ export class Forwarder {
   }
 }
 
-/** `turnpike-bench forwarder --listen IP:PORT`: runs until SIGTERM or SIGINT. */
-export async function runForwarder(listen: HostPort): Promise<number> {
-  const f = new Forwarder();
+/** `turnpike-bench forwarder --listen IP:PORT [--sock-buf BYTES]`: runs until SIGTERM or SIGINT. */
+export async function runForwarder(listen: HostPort, sockBufBytes = 0): Promise<number> {
+  const f = new Forwarder(sockBufBytes);
   let bound: HostPort;
   try {
     bound = await f.listen(listen.address, listen.port);

@@ -107,10 +107,18 @@ interface Output {
 
 async function forwarderCommand(argv: readonly string[]): Promise<number> {
   try {
-    const { values } = parseArgs({ args: [...argv], strict: true, options: { listen: { type: 'string' } } });
-    return await runForwarder(parseHostPort(values.listen ?? '127.0.0.1:3478', 'listen', 3478));
+    const { values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      options: { listen: { type: 'string' }, 'sock-buf': { type: 'string' } },
+    });
+    const sockBuf = Number(values['sock-buf'] ?? '0');
+    if (!Number.isInteger(sockBuf) || sockBuf < 0) throw new UsageError('--sock-buf must be a byte count');
+    return await runForwarder(parseHostPort(values.listen ?? '127.0.0.1:3478', 'listen', 3478), sockBuf);
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\nusage: turnpike-bench forwarder --listen IP:PORT\n`);
+    process.stderr.write(
+      `${(err as Error).message}\n\nusage: turnpike-bench forwarder --listen IP:PORT [--sock-buf BYTES]\n`,
+    );
     return 2;
   }
 }

@@ -6,7 +6,7 @@ import type { Credentials } from './turn-session.js';
 import type { DataPath, Direction, HostPort } from './types.js';
 
 export const USAGE = `Usage: turnpike-bench [options]            load a TURN server over UDP
-       turnpike-bench forwarder --listen IP:PORT   run the bare forwarder (see --self-test)
+       turnpike-bench forwarder --listen IP:PORT [--sock-buf BYTES]   the bare forwarder (see --self-test)
 
 Server and credentials
   --server IP[:PORT]         TURN server (default 127.0.0.1:3478; IP literals only, [v6]:port for IPv6)
@@ -33,6 +33,8 @@ Modes
   --search-max PPS           never offer more than this (default 1000000)
   --search-steps N           at most N trials (default 12)
   --search-precision F       stop when the bracket is within F of its top (default 0.05)
+  --search-retries N         repeat a failing trial up to N times before the rate counts as failed
+                             (default 1: one noisy trial on a shared machine does not end the climb)
   --loss-threshold PCT       passing loss for --search (default 1)
   --self-test                measure the tool's own ceiling against a bare forwarder it starts itself
   --hold SEC                 set up the allocations, hold them SEC seconds without traffic (0: until
@@ -68,6 +70,7 @@ export interface SearchOptions {
   readonly maxPps: number;
   readonly steps: number;
   readonly precision: number;
+  readonly retries: number;
   readonly lossThresholdPct: number;
 }
 
@@ -181,6 +184,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       'search-max': { type: 'string' },
       'search-steps': { type: 'string' },
       'search-precision': { type: 'string' },
+      'search-retries': { type: 'string' },
       'loss-threshold': { type: 'string' },
       'self-test': { type: 'boolean', default: false },
       hold: { type: 'string' },
@@ -254,6 +258,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     maxPps: searchMax,
     steps: int(values['search-steps'], 'search-steps', 12, 1, 40),
     precision: num(values['search-precision'], 'search-precision', 0.05, 0.001, 0.5),
+    retries: int(values['search-retries'], 'search-retries', 1, 0, 5),
     lossThresholdPct: num(values['loss-threshold'], 'loss-threshold', 1, 0, 100),
   };
 

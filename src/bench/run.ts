@@ -238,6 +238,7 @@ export class Bench {
     let lowestFail: number | undefined;
     let rate = Math.max(1, Math.round(s.startPps));
     let reachedMax = false;
+    let retried = 0;
     for (let step = 0; step < s.steps && !this.stopping; step++) {
       const result = await this.measure(rate, `trial ${step + 1}/${s.steps} @ ${rate} pps`);
       const verdict: Verdict = result.tool.reasons.some((r) => r.startsWith('sent '))
@@ -248,6 +249,11 @@ export class Bench {
             : 'loss'
           : 'pass';
       trials.push({ ratePps: rate, verdict, result });
+      if (verdict !== 'pass' && retried < s.retries && step + 1 < s.steps) {
+        retried++; // same rate once more: a single disturbed trial should not end the climb
+        continue;
+      }
+      retried = 0;
       if (verdict === 'pass') {
         if (best === undefined || rate > best.ratePps) best = result;
       } else {
@@ -270,7 +276,7 @@ export class Bench {
       rate = next;
     }
     // The bracket's top was set by the tool, or the best trial already had the tool at its limit.
-    const top = trials.find((t) => t.verdict !== 'pass' && t.ratePps === lowestFail);
+    const top = trials.findLast((t) => t.verdict !== 'pass' && t.ratePps === lowestFail);
     const toolLimited = top?.verdict === 'tool-limited' || best?.tool.limited === true;
     return {
       bestRatePps: best?.ratePps ?? 0,

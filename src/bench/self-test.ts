@@ -39,7 +39,8 @@ function pin(pid: number): string {
 export async function startForwarder(shouldPin: boolean): Promise<ForwarderChild> {
   const child = spawn(
     process.execPath,
-    [...process.execArgv, mainScript(), 'forwarder', '--listen', '127.0.0.1:0'],
+    // Large buffers (as coturn's listener has), so the losses the self-test finds are the tool's.
+    [...process.execArgv, mainScript(), 'forwarder', '--listen', '127.0.0.1:0', '--sock-buf', '4194304'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const pid = child.pid;

@@ -93,7 +93,7 @@ export class StunCore {
     }
     const unknown = unknownRequiredAttributes(view);
     if (unknown.length > 0) {
-      return this.error(view, 420, address, unknown);
+      return this.error(view, 420, address, endpoint, unknown);
     }
     if (view.method === Method.Binding) return this.binding(view, address, port);
     if (this.turn !== undefined && endpoint !== undefined && TURN_REQUESTS.has(view.method)) {
@@ -101,7 +101,7 @@ export class StunCore {
     }
     // Methods this service does not implement (TURN without credentials configured, RFC 6062's
     // TCP relaying, unknown methods): 400.
-    return this.error(view, 400, address);
+    return this.error(view, 400, address, endpoint);
   }
 
   /** RFC 8489 §7.3.1: Binding success with XOR-MAPPED-ADDRESS of the request's source. */
@@ -114,9 +114,19 @@ export class StunCore {
     return this.finish(view, w);
   }
 
-  /** An error to a request nobody authenticated: subject to the per-source rate limit. */
-  private error(view: StunView, code: number, address: string, unknown?: readonly number[]): Buffer | null {
-    if (!this.limiter.take(address, Date.now())) {
+  /**
+   * An error to a request nobody authenticated: over UDP subject to the per-source rate limit (a
+   * spoofed source could aim the answers at a victim). TCP/TLS sources cannot be spoofed past the
+   * handshake, and a stream client never retransmits, so a dropped answer would only hang it.
+   */
+  private error(
+    view: StunView,
+    code: number,
+    address: string,
+    endpoint: ClientEndpoint | undefined,
+    unknown?: readonly number[],
+  ): Buffer | null {
+    if ((endpoint === undefined || endpoint.transport === 'udp') && !this.limiter.take(address, Date.now())) {
       this.stats.droppedRateLimited++;
       return null;
     }

@@ -8,10 +8,12 @@
  *
  * uclient sends RTP to the peer port Q and RTCP to Q + 1; turnutils_peer listens on both.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { type Daemon, startDaemon } from '../fixtures/helpers/daemon.js';
+import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import {
   freeUdpRange,
   restCredentials,
@@ -166,6 +168,38 @@ async function interop(t: Test, d: Daemon, peerPort: number, credentials: string
   }
 }
 
+/** A self-signed certificate for 127.0.0.1 in a temporary directory (removed in teardown). */
+function makeCertificate(t: Test): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'turnpike-uclient-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
+}
+
 t.test('turnutils_uclient through turnpike', { skip }, async (t) => {
   t.test('static long-term credentials (--user alice:wonderland)', async (t) => {
     const peerPort = await freeUdpRange(2);
@@ -175,6 +209,55 @@ t.test('turnutils_uclient through turnpike', { skip }, async (t) => {
     t.ok(
       d.lines.some((l) => l.includes('"allocation created"') && l.includes('"user":"alice"')),
       'allocations logged for alice',
+    );
+    assertHealthy(t, d);
+  });
+
+  t.test('over TCP (-t) and TLS (-t -S): the client leg on a stream, the peer leg on UDP', async (t) => {
+    const peerPort = await freeUdpRange(2);
+    const tlsPort = await freePort();
+    const { cert, key } = makeCertificate(t);
+    // coturn 4.6.1's uclient first offers TLS 1.0 and 1.1 (refused: turnpike speaks TLS 1.2+), then
+    // retries with TLS 1.2/1.3. Its 40 sessions all start with a 401 from 127.0.0.1: over TCP/TLS
+    // those are not rate-limited (a stream client never retransmits a request).
+    const d = await startTurnpike(t, [
+      '--user',
+      'alice:wonderland',
+      '--tls-listening-port',
+      String(tlsPort),
+      '--cert',
+      cert,
+      '--pkey',
+      key,
+    ]);
+    await startPeer(t, peerPort);
+    const common = ['-m', String(CLIENTS), '-n', String(MESSAGES), '-u', 'alice', '-w', 'wonderland'];
+    const peer = ['-e', '127.0.0.1', '-r', String(peerPort), '127.0.0.1'];
+    const reports = await Promise.all([
+      runUclient(['-t', '-p', String(d.port), ...common, ...peer]),
+      runUclient(['-t', '-S', '-p', String(tlsPort), ...common, ...peer]),
+    ]);
+    for (const [i, name] of ['TCP (-t)', 'TLS (-t -S)'].entries()) {
+      const r = reports[i]!;
+      await t.test(name, async (t) => {
+        t.comment(
+          `${(r.durationMs / 1000).toFixed(1)} s: sent ${r.sent}, received ${r.received}, lost ${r.lost}; ` +
+            `RTT avg ${r.rtt?.avg} ms, max ${r.rtt?.max} ms`,
+        );
+        t.equal(r.exitCode, 0, 'uclient exit code 0');
+        t.ok(r.sent >= CLIENTS * MESSAGES, `sent ${r.sent} ≥ ${CLIENTS * MESSAGES}`);
+        t.equal(r.lost, 0, 'Total lost packets 0');
+        t.equal(r.received, r.sent, 'tot_recv_msgs == tot_send_msgs');
+        if (r.lost !== 0 || r.exitCode !== 0) t.comment(r.output.split('\n').slice(-40).join('\n'));
+      });
+    }
+    t.ok(
+      d.lines.some((l) => l.includes('"client":"tls:')),
+      'allocations over TLS logged',
+    );
+    t.ok(
+      d.lines.some((l) => l.includes('"client":"tcp:')),
+      'allocations over TCP logged',
     );
     assertHealthy(t, d);
   });

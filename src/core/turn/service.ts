@@ -191,7 +191,8 @@ export class TurnService {
     const auth = this.auth.authenticate(view, address, port, nowSec);
     if (!auth.ok) {
       this.stats.countAuthFailure(auth.reason);
-      if (!this.limiter.take(address, nowMs)) {
+      // Over UDP only: stream sources cannot be spoofed, and stream clients never retransmit.
+      if (endpoint.transport === 'udp' && !this.limiter.take(address, nowMs)) {
         this.stats.droppedRateLimited++;
         return null;
       }
