@@ -6,13 +6,14 @@
  * allowed-peer-ip), nothing listening ("no answer" / "connection refused"), a silent port (timeout),
  * no credentials.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { BIN, type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { freeUdpRange } from '../fixtures/helpers/turn-client.js';
 
@@ -234,33 +235,7 @@ t.test('against turnpike without allowed-peer-ip: 403 explained', async (t) => {
 });
 
 t.test('against turnpike over TLS (turns:): certificate checked unless --insecure', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'turnpike-probe-tls-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const cert = join(dir, 'probe.crt');
-  const key = join(dir, 'probe.key');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=turnpike-probe',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
+  const { cert, key } = makeCertificate(testDir(t, 'turnpike-probe-tls-'), 'turnpike-probe');
   const tlsPort = await freePort();
   await turnpike(t, [
     '--allowed-peer-ip',

@@ -1,18 +1,12 @@
-/**
- * TURN over TCP and TLS against the running daemon: relaying, allocation deleted with its
- * connection, certificate hot swap, PROXY protocol, 1000 idle connections, stalled frames, and a
- * client that stops reading.
- */
-import { execFileSync } from 'node:child_process';
 import type { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { AttrType } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
+import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { bindingRequest } from '../fixtures/helpers/stun-client.js';
 import { TestPeer, udpPortFree } from '../fixtures/helpers/turn-client.js';
@@ -20,41 +14,6 @@ import { StreamTurnClient } from '../fixtures/helpers/turn-stream-client.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const USER = ['--realm', 'example.test', '--user', 'alice:wonderland', '--allowed-peer-ip', '127.0.0.1'];
-
-function makeCert(dir: string, name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
-
-function tempDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'turnpike-stream-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** Subject CN of the certificate a fresh TLS handshake gets. */
 function servedCertificate(port: number): Promise<string> {
@@ -72,8 +31,8 @@ for (const tls of [false, true]) {
   t.test(
     `TURN over ${tls ? 'TLS' : 'TCP'}: ChannelData both ways, allocation ends with the connection`,
     async (t) => {
-      const dir = tempDir(t);
-      const { cert, key } = makeCert(dir, 'turnpike-a');
+      const dir = testDir(t);
+      const { cert, key } = makeCertificate(dir, 'turnpike-a');
       const tlsPort = await freePort();
       const d = await startDaemon([
         '--listening-ip',
@@ -126,9 +85,9 @@ for (const tls of [false, true]) {
 t.test(
   'a certificate swapped on disk serves new handshakes; an old TLS connection keeps relaying',
   async (t) => {
-    const dir = tempDir(t);
-    const a = makeCert(dir, 'turnpike-a');
-    const b = makeCert(dir, 'turnpike-b');
+    const dir = testDir(t);
+    const a = makeCertificate(dir, 'turnpike-a');
+    const b = makeCertificate(dir, 'turnpike-b');
     const certPath = join(dir, 'live.crt');
     const keyPath = join(dir, 'live.key');
     writeFileSync(certPath, readFileSync(a.cert));
@@ -288,15 +247,16 @@ t.test('1000 idle connections do not harm a working client; idle ones are closed
   await client.waitReceived(50);
   t.equal((await peer.collect(200)).length, 50);
   t.ok(Date.now() - start < 3000, `the working client was served in ${Date.now() - start} ms`);
-  await sleep(5000);
+  // Idle timeout 4 s, swept every second: all gone within a few seconds more (bounded wait).
+  for (let i = 0; i < 100 && closedByServer < 1000; i++) await sleep(100);
   t.equal(closedByServer, 1000, 'idle connections without an allocation were closed after the idle timeout');
   client.sendChannel(0x4002, Buffer.from('still open'));
   t.same((await peer.next()).data, Buffer.from('still open'), 'the connection with an allocation stays open');
 });
 
 t.test('a TLS connection stalled in the middle of a frame is closed within the timeout', async (t) => {
-  const dir = tempDir(t);
-  const { cert, key } = makeCert(dir, 'turnpike-a');
+  const dir = testDir(t);
+  const { cert, key } = makeCertificate(dir, 'turnpike-a');
   const tlsPort = await freePort();
   const d = await startDaemon([
     '--listening-ip',
@@ -318,7 +278,7 @@ t.test('a TLS connection stalled in the middle of a frame is closed within the t
   s.write(bindingRequest().subarray(0, 9));
   await new Promise((r) => s.once('close', r));
   const took = Date.now() - start;
-  t.ok(took >= 900 && took < 2500, `closed after ${took} ms`);
+  t.ok(took >= 900 && took < 4000, `closed after ${took} ms`);
   // A handshake that never completes is closed too (tls-handshake-timeout 1).
   const d2 = await startDaemon([
     '--listening-ip',
@@ -340,7 +300,7 @@ t.test('a TLS connection stalled in the middle of a frame is closed within the t
   raw.on('error', () => {});
   const t0 = Date.now();
   await new Promise((r) => raw.once('close', r));
-  t.ok(Date.now() - t0 < 2500, `silent TLS client closed after ${Date.now() - t0} ms`);
+  t.ok(Date.now() - t0 < 4000, `silent TLS client closed after ${Date.now() - t0} ms`);
 });
 
 t.test('a client that stops reading does not grow RSS without bound', async (t) => {

@@ -8,11 +8,10 @@
  *
  * uclient sends RTP to the peer port Q and RTCP to Q + 1; turnutils_peer listens on both.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import t, { type Test } from 'tap';
+import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import {
   freeUdpRange,
@@ -168,38 +167,6 @@ async function interop(t: Test, d: Daemon, peerPort: number, credentials: string
   }
 }
 
-/** A self-signed certificate for 127.0.0.1 in a temporary directory (removed in teardown). */
-function makeCertificate(t: Test): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'turnpike-uclient-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
-
 t.test('turnutils_uclient through turnpike', { skip }, async (t) => {
   t.test('static long-term credentials (--user alice:wonderland)', async (t) => {
     const peerPort = await freeUdpRange(2);
@@ -216,7 +183,7 @@ t.test('turnutils_uclient through turnpike', { skip }, async (t) => {
   t.test('over TCP (-t) and TLS (-t -S): the client leg on a stream, the peer leg on UDP', async (t) => {
     const peerPort = await freeUdpRange(2);
     const tlsPort = await freePort();
-    const { cert, key } = makeCertificate(t);
+    const { cert, key } = makeCertificate(testDir(t));
     // coturn 4.6.1's uclient first offers TLS 1.0 and 1.1 (refused: turnpike speaks TLS 1.2+), then
     // retries with TLS 1.2/1.3. Its 40 sessions all start with a 401 from 127.0.0.1: over TCP/TLS
     // those are not rate-limited (a stream client never retransmits a request).
