@@ -1,11 +1,22 @@
 /**
  * Acceptance: headless Chromium through turnpike. Two RTCPeerConnections in one page, both with
  * iceTransportPolicy 'relay' and turnpike as their only ICE server, connect relay-to-relay, open a data
- * channel and send 200 messages each way. Runs once with a static user and once with TURN REST API
- * credentials (use-auth-secret).
+ * channel and send 200 messages each way. Four cases: TURN over UDP with a static user and with TURN
+ * REST API credentials (use-auth-secret), TURN over TCP (`turn:…?transport=tcp`) and TURN over TLS
+ * (`turns:…?transport=tcp`, a self-signed certificate made with the openssl CLI for the test). Over
+ * TCP and TLS only the client-to-server leg changes: the relays, and so the candidates, stay UDP, and
+ * getStats' `relayProtocol` of the local candidate says which transport reached the TURN server.
  *
  * What the browser reports (getStats on both sides) is checked against what the daemon logs
- * ("allocation created" with the relay addresses, "allocation deleted" with the packet counters).
+ * ("allocation created" with the client transport and the relay addresses, "allocation deleted" with
+ * the packet counters).
+ *
+ * TURN over TLS and the certificate: Chromium verifies a TURN server's certificate like any other and
+ * rejects a self-signed one (TLS alert certificate_unknown, icecandidateerror 701, no allocation; the
+ * case checks this first with the ordinary browser). The TLS case then launches a second Chromium with
+ * `--ignore-certificate-errors-spki-list=<base64 SHA-256 of the certificate's SPKI>` (trustSpkiArgs in
+ * the helper, which documents what was tried): that accepts this one key only, where
+ * `--ignore-certificate-errors` would accept anything.
  *
  * Chromium and loopback: the TURN server and the relay addresses are all 127.0.0.1. Chromium 156 does
  * not filter a TURN URL or relay candidates on loopback, but WebRTC's network manager ignores loopback
@@ -15,7 +26,13 @@
  * `lo`). `--allow-loopback-in-peer-connection` (see CHROMIUM_ARGS) lets it gather on `lo`. On a host
  * with another interface the test passes with or without that flag.
  */
+import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Browser } from 'playwright-core';
 import t from 'tap';
 import {
   type CandidateInfo,
@@ -26,40 +43,54 @@ import {
   type RelayPairResult,
   restCredentials,
   runRelayPair,
+  spkiPin,
+  trustSpkiArgs,
 } from '../fixtures/helpers/browser-chromium.js';
-import { startDaemon } from '../fixtures/helpers/daemon.js';
+import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 
 const MESSAGES = 200;
-const PAGE_TIMEOUT_MS = 15000;
+/** The page's own bound; a passing run takes well under a second. */
+const PAGE_TIMEOUT_MS = 8000;
+/** The TLS case's first run, expected to fail while gathering (in a few hundred ms). */
+const REJECTED_PAGE_TIMEOUT_MS = 4000;
 const REALM = 'example.test';
 const SECRET = 'turnpike-chromium-test-secret';
 
+/** How Chromium reaches the TURN server (getStats' relayProtocol); the relay side is always UDP. */
+type Transport = 'udp' | 'tcp' | 'tls';
+
 interface Case {
   readonly name: string;
+  readonly transport: Transport;
   readonly args: readonly string[];
   readonly credentials: () => { username: string; credential: string };
   /** The user id the daemon logs for the allocations. */
   readonly user: string;
 }
 
+const staticUser = {
+  args: ['--user', 'alice:wonderland'],
+  credentials: () => ({ username: 'alice', credential: 'wonderland' }),
+  user: 'alice',
+} as const;
+
 const CASES: readonly Case[] = [
-  {
-    name: 'static user (long-term credentials)',
-    args: ['--user', 'alice:wonderland'],
-    credentials: () => ({ username: 'alice', credential: 'wonderland' }),
-    user: 'alice',
-  },
+  { name: 'static user (long-term credentials)', transport: 'udp', ...staticUser },
   {
     name: 'TURN REST API credentials (use-auth-secret)',
+    transport: 'udp',
     args: ['--use-auth-secret', '--static-auth-secret', SECRET],
     credentials: () => restCredentials(SECRET, 'webrtc-test', 3600),
     user: 'webrtc-test',
   },
+  { name: 'TURN over TCP (turn:?transport=tcp)', transport: 'tcp', ...staticUser },
+  { name: 'TURN over TLS (turns:?transport=tcp, self-signed certificate)', transport: 'tls', ...staticUser },
 ];
 
 interface LogLine {
   readonly msg?: string;
   readonly user?: string;
+  readonly client?: string;
   readonly relay?: readonly string[];
   readonly reason?: string;
   readonly toPeer?: { readonly packets: number; readonly bytes: number };
@@ -89,10 +120,57 @@ function show(c: CandidateInfo | null | undefined): string {
   return c ? `${c.candidateType} ${c.protocol ?? '?'} ${c.address ?? '?'}:${c.port ?? '?'}` : 'none';
 }
 
+function pageDiag(result: RelayPairResult | undefined): unknown {
+  return (
+    result && {
+      outcome: result.outcome,
+      error: result.error,
+      events: result.events,
+      candidates: result.candidates,
+      gatheringErrors: result.gatheringErrors,
+      helloReceived: result.helloReceived,
+      channelStates: result.channelStates,
+      sctpStates: result.sctpStates,
+      stats: result.stats,
+    }
+  );
+}
+
+/** A self-signed P-256 certificate for 127.0.0.1 and localhost, made with the openssl CLI. */
+async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string; pem: string }> {
+  const cert = join(dir, 'crt');
+  const key = join(dir, 'key');
+  // Arguments as in the issue; -nodes keeps the key unencrypted for the daemon.
+  await promisify(execFile)(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { timeout: 10000 },
+  );
+  return { cert, key, pem: await readFile(cert, 'utf8') };
+}
+
 const skip =
   !chromiumAvailable() && !process.env['CI'] ? `${CHROMIUM} not installed (CI installs it)` : false;
 
-t.test('headless Chromium through turnpike', { skip, timeout: 55000 }, async (t) => {
+t.test('headless Chromium through turnpike', { skip, timeout: 60000 }, async (t) => {
   if (!chromiumAvailable()) {
     t.fail(`${CHROMIUM} is missing and CI is set: .ci/run must install Debian's chromium package`);
     return;
@@ -102,16 +180,32 @@ t.test('headless Chromium through turnpike', { skip, timeout: 55000 }, async (t)
   t.comment(`Chromium ${browser.version()}`);
 
   for (const c of CASES) {
-    t.test(c.name, { timeout: 25000 }, async (t) => {
+    t.test(c.name, { timeout: c.transport === 'tls' ? 20000 : 15000 }, async (t) => {
       // A range of 100 relay ports below Linux's ephemeral range; busy ports are skipped by the pool.
       const minPort = 20000 + randomInt(100) * 100;
       const maxPort = minPort + 99;
+      const tlsArgs: string[] = [];
+      let tls: { port: number; pin: string } | undefined;
+      if (c.transport === 'tls') {
+        const dir = await mkdtemp(join(tmpdir(), 'turnpike-chromium-tls-'));
+        t.teardown(() => rm(dir, { recursive: true, force: true }));
+        let made: Awaited<ReturnType<typeof selfSignedCertificate>>;
+        try {
+          made = await selfSignedCertificate(dir);
+        } catch (err) {
+          t.fail(`openssl could not make the certificate (.ci/run installs openssl): ${String(err)}`);
+          return;
+        }
+        tls = { port: await freePort(), pin: spkiPin(made.pem) };
+        tlsArgs.push('--tls-listening-port', String(tls.port), '--cert', made.cert, '--pkey', made.key);
+      }
       const d = await startDaemon([
         '--listening-ip',
         '127.0.0.1',
         '--realm',
         REALM,
         ...c.args,
+        ...tlsArgs,
         '--allowed-peer-ip',
         '127.0.0.1',
         '--min-port',
@@ -120,12 +214,49 @@ t.test('headless Chromium through turnpike', { skip, timeout: 55000 }, async (t)
         String(maxPort),
       ]);
       t.teardown(() => d.stop());
-      const iceServer: IceServer = { urls: `turn:127.0.0.1:${d.port}?transport=udp`, ...c.credentials() };
+      const url =
+        tls === undefined
+          ? `turn:127.0.0.1:${d.port}?transport=${c.transport}`
+          : `turns:127.0.0.1:${tls.port}?transport=tcp`;
+      const iceServer: IceServer = { urls: url, ...c.credentials() };
+
+      let pageBrowser: Browser = browser;
+      if (tls !== undefined) {
+        // First the ordinary browser: it must refuse the self-signed certificate, or the pin below
+        // would prove nothing (and Chromium would not be verifying TURN server certificates at all).
+        const rejected = await runRelayPair(browser, {
+          iceServer,
+          messages: MESSAGES,
+          timeoutMs: REJECTED_PAGE_TIMEOUT_MS,
+        });
+        const diag = { page: pageDiag(rejected), daemonLog: d.lines };
+        t.equal(rejected.outcome, 'error', 'without the pin: the page fails', diag);
+        t.match(rejected.error, /gathered no relay candidate/, 'without the pin: no relay candidate', diag);
+        t.ok(rejected.gatheringErrors.length > 0, 'without the pin: icecandidateerror raised', diag);
+        t.ok(
+          rejected.gatheringErrors.every((e) => e['errorCode'] === 701 && e['url'] === url),
+          'without the pin: every icecandidateerror is 701 for the turns: URL',
+          diag,
+        );
+        t.equal(logged(d.lines, 'allocation created').length, 0, 'without the pin: no allocation', diag);
+        t.comment(
+          `without the pin: ${rejected.error?.split('\n')[0]} after ${rejected.elapsedMs} ms ` +
+            `(${rejected.gatheringErrors.map((e) => `${e['pc']} ${e['errorCode']} ${e['errorText']}`).join('; ')})`,
+        );
+        const args = trustSpkiArgs(tls.pin);
+        pageBrowser = await launchChromium(10000, args);
+        t.teardown(() => pageBrowser.close());
+        t.comment(`TLS: second Chromium with ${args.join(' ')}`);
+      }
 
       let result: RelayPairResult | undefined;
       let pageError: unknown;
       try {
-        result = await runRelayPair(browser, { iceServer, messages: MESSAGES, timeoutMs: PAGE_TIMEOUT_MS });
+        result = await runRelayPair(pageBrowser, {
+          iceServer,
+          messages: MESSAGES,
+          timeoutMs: PAGE_TIMEOUT_MS,
+        });
       } catch (err) {
         pageError = err;
       }
@@ -137,21 +268,7 @@ t.test('headless Chromium through turnpike', { skip, timeout: 55000 }, async (t)
       );
       t.equal(await d.stop(), 0, 'daemon stops with exit 0');
 
-      const diag = {
-        daemonLog: d.lines,
-        daemonStderr: d.stderr(),
-        page: result && {
-          outcome: result.outcome,
-          error: result.error,
-          events: result.events,
-          candidates: result.candidates,
-          gatheringErrors: result.gatheringErrors,
-          helloReceived: result.helloReceived,
-          channelStates: result.channelStates,
-          sctpStates: result.sctpStates,
-          stats: result.stats,
-        },
-      };
+      const diag = { daemonLog: d.lines, daemonStderr: d.stderr(), page: pageDiag(result) };
       if (result === undefined) {
         t.fail(`page failed: ${String(pageError)}\ndaemon log:\n${d.lines.join('\n')}`, diag);
         return;
@@ -184,8 +301,15 @@ t.test('headless Chromium through turnpike', { skip, timeout: 55000 }, async (t)
         );
         t.equal(pair?.local?.candidateType, 'relay', `${side}: local candidate is relay`, diag);
         t.equal(pair?.remote?.candidateType, 'relay', `${side}: remote candidate is relay`, diag);
-        // relayProtocol is defined for local candidates only (the client-to-TURN transport).
-        t.equal(pair?.local?.relayProtocol, 'udp', `${side}: local relayProtocol is udp`, diag);
+        // relayProtocol is defined for local candidates only (the client-to-TURN transport); the
+        // relay itself, and so the candidate's protocol, is UDP whatever reached the server.
+        t.equal(
+          pair?.local?.relayProtocol,
+          c.transport,
+          `${side}: local relayProtocol is ${c.transport}`,
+          diag,
+        );
+        t.equal(pair?.local?.url, url, `${side}: local candidate from ${url}`, diag);
         for (const end of ['local', 'remote'] as const) {
           const cand = pair?.[end];
           t.equal(cand?.protocol, 'udp', `${side} ${end}: protocol udp`);
@@ -203,13 +327,19 @@ t.test('headless Chromium through turnpike', { skip, timeout: 55000 }, async (t)
       t.equal(pa?.local?.port, pb?.remote?.port, "a's relay is b's remote candidate");
       t.equal(pb?.local?.port, pa?.remote?.port, "b's relay is a's remote candidate");
 
-      // The daemon's side: two allocations for the user, on exactly the relays Chromium used.
+      // The daemon's side: two allocations for the user, made over the case's transport, on exactly
+      // the relays Chromium used.
       const created = logged(d.lines, 'allocation created');
       t.equal(created.length, 2, 'daemon logged two allocations', diag);
       t.same(
         created.map((l) => l.user),
         [c.user, c.user],
         `allocations belong to ${c.user}`,
+      );
+      t.ok(
+        created.every((l) => l.client?.startsWith(`${c.transport}:127.0.0.1:`)),
+        `allocations made over ${c.transport}: ${created.map((l) => l.client).join(', ')}`,
+        diag,
       );
       t.same(
         created.flatMap((l) => l.relay ?? []).sort(),
@@ -230,10 +360,11 @@ t.test('headless Chromium through turnpike', { skip, timeout: 55000 }, async (t)
       }
 
       t.comment(
-        `${c.name}: a → b ${r.received.b}/${MESSAGES}, b → a ${r.received.a}/${MESSAGES} in ${r.elapsedMs} ms; ` +
-          `a: ${show(pa?.local)} ⇄ ${show(pa?.remote)} (relayProtocol ${pa?.local?.relayProtocol}); ` +
-          `b: ${show(pb?.local)} ⇄ ${show(pb?.remote)} (relayProtocol ${pb?.local?.relayProtocol}); ` +
-          `relay ports [${minPort}, ${maxPort}]; daemon: ` +
+        `${c.name}: ${url}; a → b ${r.received.b}/${MESSAGES}, b → a ${r.received.a}/${MESSAGES} in ` +
+          `${r.elapsedMs} ms; a: ${show(pa?.local)} ⇄ ${show(pa?.remote)} (relayProtocol ` +
+          `${pa?.local?.relayProtocol}); b: ${show(pb?.local)} ⇄ ${show(pb?.remote)} (relayProtocol ` +
+          `${pb?.local?.relayProtocol}); relay ports [${minPort}, ${maxPort}]; daemon clients ` +
+          `${created.map((l) => l.client).join(', ')}: ` +
           deleted
             .map(
               (l) =>
