@@ -51,8 +51,10 @@ const USAGE = `Usage: npm run bench:compare -- [options]
   --targets LIST        from forwarder,turnpike,coturn,coturn-mt (default forwarder,turnpike,coturn)
   --skip LIST           leave out workloads: rate,latency,cpu,rss,binding
   --trial-duration S    measured seconds per search trial (default 1.5; warm-up 0.5)
-  --search-steps N      trials per search (default 10)
+  --search-steps N      trials per search (default 12; a failing trial is repeated once)
   --cpu-rate PPS        fixed total rate of the CPU-per-packet workload (default 20000)
+  --sock-buf BYTES      SO_RCVBUF/SO_SNDBUF for turnpike (--sock-buf-size) and the forwarder; default
+                        4194304, what coturn sets on its listener (capped by rmem_max); 0: OS default
   --tool-workers N      worker threads of the load tool (default 1: it has one CPU of its own)
   --pin auto|off        pin the tool and single-threaded servers to separate CPUs (default auto)
   --out DIR             where compare-<date>.json/.md go (default bench/results)
@@ -74,6 +76,7 @@ interface Options {
   readonly trialSec: number;
   readonly searchSteps: number;
   readonly cpuRatePps: number;
+  readonly sockBufBytes: number;
   readonly toolWorkers: number;
   readonly pin: boolean;
   readonly outDir: string;
@@ -105,6 +108,7 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
       'trial-duration': { type: 'string' },
       'search-steps': { type: 'string' },
       'cpu-rate': { type: 'string' },
+      'sock-buf': { type: 'string' },
       'tool-workers': { type: 'string' },
       pin: { type: 'string' },
       out: { type: 'string' },
@@ -136,8 +140,9 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     targets: [...new Set(targets.filter(isTargetName))],
     skip: new Set(skip as Workload[]),
     trialSec: num(values['trial-duration'], 'trial-duration', 1.5, 0.2, 60),
-    searchSteps: num(values['search-steps'], 'search-steps', 10, 2, 30),
+    searchSteps: num(values['search-steps'], 'search-steps', 12, 2, 30),
     cpuRatePps: num(values['cpu-rate'], 'cpu-rate', 20_000, 100, 1_000_000),
+    sockBufBytes: num(values['sock-buf'], 'sock-buf', 4 * 1024 * 1024, 0, 1024 * 1024 * 1024),
     toolWorkers: num(values['tool-workers'], 'tool-workers', 1, 1, 16),
     pin: values.pin !== 'off',
     outDir: resolve(values.out ?? join(repoRoot, 'bench', 'results')),
@@ -290,6 +295,7 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
           lossPct: r.lossPct,
           toolLimited: r.tool.limited,
           otherCpuPct: r.machine.otherCpuPct,
+          stealPct: r.machine.stealPct,
         };
         ctx.log(
           `round ${round} ${target.name.padEnd(10)} latency: RTT p50 ${f0(r.latency.p50Us)} µs, p99 ${f0(r.latency.p99Us)} µs, loss ${f2(r.lossPct)}%${noise(r)}`,
@@ -329,6 +335,7 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
           metricsAgree: r.metrics === undefined ? undefined : r.metrics.checks.every((c) => c.agree),
           toolLimited: r.tool.limited,
           otherCpuPct: r.machine.otherCpuPct,
+          stealPct: r.machine.stealPct,
         };
         ctx.log(
           `round ${round} ${target.name.padEnd(10)} cpu: ${f2(r.server?.cpuUsPerPacket)} µs/packet at ${f0(r.receivedPps)} pkt/s ` +
@@ -618,6 +625,7 @@ async function main(): Promise<number> {
     coturnBin: options.coturnBin,
     toolMain,
     cpuCount,
+    sockBufBytes: options.sockBufBytes,
   });
   const targets = options.targets.map((n) => all.get(n)!);
   const registry = new ChildRegistry();

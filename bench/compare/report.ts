@@ -2,7 +2,7 @@
  * What `bench:compare` records per target and round, the medians over rounds, the ratios, the issue's
  * targets and the markdown table.
  */
-import { median } from '../binding/report.js';
+import { DISTURBED_OTHER_CPU_PCT, DISTURBED_STEAL_PCT, median } from '../binding/report.js';
 import type { TargetName } from './targets.js';
 
 /** The relay-rate workloads: payload size × allocations. */
@@ -26,7 +26,16 @@ export interface RateRound {
   /** Server CPU per relayed packet in the best trial, µs. */
   readonly cpuUsPerPacket: number | undefined;
   readonly allocatePerSec: number | undefined;
+  /** Medians over the trials: CPU of other processes (percent of a core) and hypervisor steal (%). */
   readonly otherCpuPct: number | undefined;
+  readonly stealPct: number | undefined;
+}
+
+/** Measured beside too much other work: other CPU above 30% of a core, or steal above 10%. */
+export function isDisturbed(x: { otherCpuPct: number | undefined; stealPct: number | undefined } | undefined): boolean {
+  return (
+    x !== undefined && ((x.otherCpuPct ?? 0) > DISTURBED_OTHER_CPU_PCT || (x.stealPct ?? 0) > DISTURBED_STEAL_PCT)
+  );
 }
 
 export interface TargetRound {
@@ -40,6 +49,7 @@ export interface TargetRound {
     readonly lossPct: number;
     readonly toolLimited: boolean;
     readonly otherCpuPct: number | undefined;
+    readonly stealPct: number | undefined;
   };
   cpu?: {
     readonly ratePps: number;
@@ -49,6 +59,7 @@ export interface TargetRound {
     readonly metricsAgree: boolean | undefined;
     readonly toolLimited: boolean;
     readonly otherCpuPct: number | undefined;
+    readonly stealPct: number | undefined;
   };
   rss?: {
     readonly idleKiB: number | undefined;
@@ -70,6 +81,7 @@ export interface MetricDef {
   readonly digits: number;
   value(r: TargetRound): number | undefined;
   limited?(r: TargetRound): boolean;
+  disturbed?(r: TargetRound): boolean;
 }
 
 export function metricDefs(cpuRatePps: number): MetricDef[] {
@@ -80,6 +92,7 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
     digits: 0,
     value: (r: TargetRound) => r.rates[rateKey(size, allocations)]?.bestPps,
     limited: (r: TargetRound) => r.rates[rateKey(size, allocations)]?.toolLimited === true,
+    disturbed: (r: TargetRound) => isDisturbed(r.rates[rateKey(size, allocations)]),
   }));
   defs.push(
     {
@@ -89,6 +102,7 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       digits: 0,
       value: (r) => r.latency?.p50Us,
       limited: (r) => r.latency?.toolLimited === true,
+      disturbed: (r) => isDisturbed(r.latency),
     },
     {
       key: 'latency-p99',
@@ -97,6 +111,7 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       digits: 0,
       value: (r) => r.latency?.p99Us,
       limited: (r) => r.latency?.toolLimited === true,
+      disturbed: (r) => isDisturbed(r.latency),
     },
     {
       key: 'setup',
@@ -137,6 +152,7 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       digits: 2,
       value: (r) => r.cpu?.usPerPacket,
       limited: (r) => r.cpu?.toolLimited === true,
+      disturbed: (r) => isDisturbed(r.cpu),
     },
     {
       key: 'cpu-per-packet-at-max',
@@ -144,6 +160,7 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       better: 'lower',
       digits: 2,
       value: (r) => r.rates[rateKey(100, 100)]?.cpuUsPerPacket,
+      disturbed: (r) => isDisturbed(r.rates[rateKey(100, 100)]),
     },
   );
   return defs;
@@ -155,7 +172,15 @@ export interface MetricSummary {
   readonly better: 'higher' | 'lower';
   readonly byTarget: Record<
     string,
-    { median: number; min: number; max: number; rounds: number; limitedRounds: number } | undefined
+    | {
+        median: number;
+        min: number;
+        max: number;
+        rounds: number;
+        limitedRounds: number;
+        disturbedRounds: number;
+      }
+    | undefined
   >;
   readonly ratios: Record<string, number | undefined>;
 }
@@ -188,6 +213,7 @@ export function summarizeMetrics(
               max: Math.max(...values),
               rounds: values.length,
               limitedRounds: mine.filter((r) => d.limited?.(r) === true).length,
+              disturbedRounds: mine.filter((r) => d.disturbed?.(r) === true).length,
             };
     }
     const ratios: Record<string, number | undefined> = {};
@@ -306,7 +332,8 @@ export function markdown(
       const v = m.byTarget[t];
       if (v === undefined) return 'n/a';
       const range = v.rounds > 1 ? ` (${format(v.min, digits)}–${format(v.max, digits)})` : '';
-      return `${format(v.median, digits)}${v.limitedRounds > 0 ? ' †' : ''}${range}`;
+      const marks = `${v.limitedRounds > 0 ? ' †' : ''}${v.disturbedRounds > 0 ? ` ~${v.disturbedRounds}` : ''}`;
+      return `${format(v.median, digits)}${marks}${range}`;
     });
     return [`${m.label}, ${m.better} is better`, ...cells, ...pairs.map((p) => format(m.ratios[p], 3))];
   });
@@ -347,7 +374,8 @@ export function markdown(
     '',
     'Medians over the rounds, (min–max) over the rounds. † = in at least one round the load tool was at its',
     'own limit (its CPU saturated or it could not send the offered rate): that figure is a lower bound for',
-    'the server. Ratios are of the medians.',
+    'the server. ~N = in N rounds the machine was busy with other work during that measurement (other',
+    `processes above ${DISTURBED_OTHER_CPU_PCT}% of a core, or hypervisor steal above ${DISTURBED_STEAL_PCT}%): expect noise. Ratios are of the medians.`,
     '',
     '| target (turnpike) | value | threshold | met | note |',
     '| --- | ---: | --- | --- | --- |',

@@ -50,6 +50,8 @@ export interface TargetOptions {
   /** Compiled load tool entry (dist/src/bench/main.js): also runs the forwarder. */
   readonly toolMain: string;
   readonly cpuCount: number;
+  /** SO_RCVBUF/SO_SNDBUF for turnpike and the forwarder (coturn sets its own); 0: OS default. */
+  readonly sockBufBytes: number;
 }
 
 export function coturnVersion(coturnBin: string): string | undefined {
@@ -104,7 +106,17 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
       hasMetrics: false,
       readyTimeoutMs: 10_000,
       skipReason: existsSync(o.toolMain) ? undefined : `${o.toolMain} missing (run npm run build)`,
-      launch: (port) => ({ command: node, args: [o.toolMain, 'forwarder', '--listen', `127.0.0.1:${port}`] }),
+      launch: (port) => ({
+        command: node,
+        args: [
+          o.toolMain,
+          'forwarder',
+          '--listen',
+          `127.0.0.1:${port}`,
+          '--sock-buf',
+          String(o.sockBufBytes),
+        ],
+      }),
     },
     {
       name: 'turnpike',
@@ -146,6 +158,8 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
           String(metricsPort),
           '--drain-timeout',
           '0',
+          '--sock-buf-size',
+          String(o.sockBufBytes),
         ],
       }),
     },
