@@ -390,6 +390,11 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
                 t.result.machine.otherCpuPct === undefined ? [] : [t.result.machine.otherCpuPct],
               ),
             ),
+            stealPct: median(
+              s.trials.flatMap((t) =>
+                t.result.machine.stealPct === undefined ? [] : [t.result.machine.stealPct],
+              ),
+            ),
           };
           rec.rates[key] = rr;
           if (s.bestRatePps > 0) previousBest.set(`${target.name} ${key}`, s.bestRatePps);

@@ -32,9 +32,12 @@ export interface RateRound {
 }
 
 /** Measured beside too much other work: other CPU above 30% of a core, or steal above 10%. */
-export function isDisturbed(x: { otherCpuPct: number | undefined; stealPct: number | undefined } | undefined): boolean {
+export function isDisturbed(
+  x: { otherCpuPct: number | undefined; stealPct: number | undefined } | undefined,
+): boolean {
   return (
-    x !== undefined && ((x.otherCpuPct ?? 0) > DISTURBED_OTHER_CPU_PCT || (x.stealPct ?? 0) > DISTURBED_STEAL_PCT)
+    x !== undefined &&
+    ((x.otherCpuPct ?? 0) > DISTURBED_OTHER_CPU_PCT || (x.stealPct ?? 0) > DISTURBED_STEAL_PCT)
   );
 }
 
