@@ -19,17 +19,19 @@ import { parseArgs } from 'node:util';
 import { openFilesLimit, processRssBytes } from '../../src/bench/proc.js';
 import type { TrialResult } from '../../src/bench/results.js';
 import { type Child, ChildRegistry, freeUdpPort, pinningCpus } from '../binding/processes.js';
-import { environment, median } from '../binding/report.js';
+import { type Environment, environment, median } from '../binding/report.js';
 import { waitUntilAnswering } from '../binding/targets.js';
 import {
   type BindingFigures,
   evaluateTargets,
+  type MetricSummary,
   markdown,
   metricDefs,
   RATE_CONFIGS,
   type RateRound,
   rateKey,
   summarizeMetrics,
+  type TargetCheck,
   type TargetRound,
 } from './report.js';
 import {
@@ -59,6 +61,7 @@ const USAGE = `Usage: npm run bench:compare -- [options]
   --pin auto|off        pin the tool and single-threaded servers to separate CPUs (default auto)
   --out DIR             where compare-<date>.json/.md go (default bench/results)
   --baseline            also write bench/results/baseline-compare.json and .md
+  --render FILE         only recompute and print the tables of a saved compare-<date>.json
   --smoke               seconds per target, tiny workloads, no thresholds: exit 0 iff every target
                         relayed something (CI)
   --turnpike-bin P      turnpike entry point (default bin/turnpike.js)
@@ -81,6 +84,7 @@ interface Options {
   readonly pin: boolean;
   readonly outDir: string;
   readonly baseline: boolean;
+  readonly render: string | undefined;
   readonly smoke: boolean;
   readonly turnpikeBin: string;
   readonly coturnBin: string;
@@ -113,6 +117,7 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
       pin: { type: 'string' },
       out: { type: 'string' },
       baseline: { type: 'boolean', default: false },
+      render: { type: 'string' },
       smoke: { type: 'boolean', default: false },
       'turnpike-bin': { type: 'string' },
       'coturn-bin': { type: 'string' },
@@ -147,6 +152,7 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     pin: values.pin !== 'off',
     outDir: resolve(values.out ?? join(repoRoot, 'bench', 'results')),
     baseline: values.baseline,
+    render: values.render,
     smoke: values.smoke,
     turnpikeBin: resolve(values['turnpike-bin'] ?? join(repoRoot, 'bin', 'turnpike.js')),
     coturnBin: values['coturn-bin'] ?? 'turnserver',
@@ -604,6 +610,75 @@ function datedPath(dir: string, ext: string): string {
   return path;
 }
 
+/** The JSON record of a run (bench/results/compare-<date>.json). */
+interface CompareRecord {
+  readonly benchmark: 'compare';
+  readonly environment: Environment;
+  readonly config: {
+    readonly cpuRatePps: number;
+    readonly targets: readonly TargetName[];
+    /** Targets that could run (records of older versions lack it and the next three). */
+    readonly measured?: readonly TargetName[];
+    readonly cpuCount?: number;
+    readonly pinning: { readonly client: number; readonly server: number } | null;
+    readonly tenK: { readonly ok: boolean; readonly note: string | undefined };
+    readonly failed?: Readonly<Record<string, string>>;
+    readonly descriptions?: Readonly<Record<string, string>>;
+    readonly [key: string]: unknown;
+  };
+  readonly summary: readonly MetricSummary[];
+  readonly targets: readonly TargetCheck[];
+  readonly binding: BindingFigures | null;
+  readonly rounds: readonly TargetRound[];
+}
+
+/** Summaries, the targets' evaluation and the markdown of a run (also used by --render on a saved one). */
+function renderRecord(r: Omit<CompareRecord, 'summary' | 'targets'>): { record: CompareRecord; md: string } {
+  const { config: c, environment: env, rounds } = r;
+  const measured = c.measured ?? c.targets.filter((t) => rounds.some((x) => x.target === t));
+  const defs = metricDefs(c.cpuRatePps);
+  const summaries = summarizeMetrics(defs, rounds, measured);
+  const checks = evaluateTargets(summaries);
+  const other = rounds.flatMap((x) =>
+    [x.latency?.otherCpuPct, x.cpu?.otherCpuPct, ...Object.values(x.rates).map((y) => y.otherCpuPct)].filter(
+      (v): v is number => v !== undefined && Number.isFinite(v),
+    ),
+  );
+  const steal = rounds.flatMap((x) =>
+    [x.latency?.stealPct, x.cpu?.stealPct, ...Object.values(x.rates).map((y) => y.stealPct)].filter(
+      (v): v is number => v !== undefined && Number.isFinite(v),
+    ),
+  );
+  const max = (v: readonly number[]): number | undefined => (v.length === 0 ? undefined : Math.max(...v));
+  const notes: string[] = [
+    `${env.cpuModel ?? 'unknown CPU'} × ${c.cpuCount ?? env.cpuCount}, Linux ${env.kernel}, Node ${env.node}, ` +
+      `turnpike ${env.gitSha?.slice(0, 7) ?? '?'}${env.gitDirty ? ' (dirty tree)' : ''}, ${env.date.slice(0, 10)}`,
+    ...measured.flatMap((t) => (c.descriptions?.[t] === undefined ? [] : [`${t}: ${c.descriptions[t]}`])),
+    c.pinning === null
+      ? 'not pinned: tool and servers shared the CPUs'
+      : `load tool pinned to CPU ${c.pinning.client}, single-threaded servers to CPU ${c.pinning.server}`,
+    `machine noise over the measured windows: other processes median ${f0(median(other))}% of a core ` +
+      `(max ${f0(max(other))}%), hypervisor steal median ${f0(median(steal))}% (max ${f0(max(steal))}%)`,
+  ];
+  if (c.tenK.note !== undefined) notes.push(c.tenK.note);
+  for (const [t, why] of Object.entries(c.failed ?? {})) notes.push(`${t} failed: ${why.split('\n')[0]}`);
+  for (const x of rounds)
+    for (const e of x.errors) notes.push(`round ${x.round} ${x.target}: ${e.split('\n')[0]}`);
+  const md = markdown(summaries, defs, measured, r.binding ?? undefined, checks, notes);
+  return { record: { ...r, summary: summaries, targets: checks }, md };
+}
+
+/** --render FILE: recompute and print the tables of a saved run, and write FILE's .md next to it. */
+function render(file: string): number {
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as CompareRecord;
+  const { md } = renderRecord(saved);
+  process.stdout.write(`${md}\n`);
+  const mdPath = file.replace(/\.json$/, '') + '.md';
+  writeFileSync(mdPath, `${md}\n`);
+  process.stdout.write(`\nwrote ${mdPath}\n`);
+  return 0;
+}
+
 async function main(): Promise<number> {
   const here = import.meta.dirname;
   // Compiled: dist/bench/compare → three levels up; under tsx: bench/compare → two.
@@ -621,6 +696,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (options.render !== undefined) return render(options.render);
   const toolMain = join(repoRoot, 'dist', 'src', 'bench', 'main.js');
   const cpuCount = availableParallelism();
   const pin = options.pin ? pinningCpus() : undefined;
@@ -726,39 +802,24 @@ async function main(): Promise<number> {
   if (controller.signal.aborted) return 130;
 
   const measured = options.targets.filter((t) => all.get(t)?.skipReason === undefined);
-  const defs = metricDefs(options.cpuRatePps);
-  const summaries = summarizeMetrics(defs, rounds, measured);
-  const checks = evaluateTargets(summaries);
-  const otherCpu = rounds.flatMap((r) =>
-    [r.latency?.otherCpuPct, r.cpu?.otherCpuPct, ...Object.values(r.rates).map((x) => x.otherCpuPct)].filter(
-      (x): x is number => x !== undefined && Number.isFinite(x),
-    ),
-  );
-  const notes: string[] = [
-    `${env.cpuModel ?? 'unknown CPU'} × ${cpuCount}, Linux ${env.kernel}, Node ${env.node}, ` +
-      `turnpike ${env.gitSha?.slice(0, 7) ?? '?'}${env.gitDirty ? ' (dirty tree)' : ''}, ${all.get('coturn')?.description ?? ''}`,
-    pin === undefined
-      ? 'not pinned: tool and servers shared the CPUs'
-      : `load tool pinned to CPU ${pin.client}, single-threaded servers to CPU ${pin.server}`,
-    `machine noise: CPU used by other processes during the measured windows, median ${f0(median(otherCpu))}% ` +
-      `of a core (max ${f0(otherCpu.length === 0 ? undefined : Math.max(...otherCpu))}%)`,
-  ];
-  if (tenK.note !== undefined) notes.push(tenK.note);
-  for (const [t, why] of failed) notes.push(`${t} failed: ${why.split('\n')[0]}`);
-  for (const r of rounds)
-    for (const e of r.errors) notes.push(`round ${r.round} ${r.target}: ${e.split('\n')[0]}`);
-  const md = markdown(summaries, defs, measured, binding, checks, notes);
-  process.stdout.write(`\n${md}\n`);
-
-  const record = {
+  const partial: Omit<CompareRecord, 'summary' | 'targets'> = {
     benchmark: 'compare',
     environment: env,
-    config: { ...options, skip: [...options.skip], pinning: pin ?? null, tenK },
-    summary: summaries,
-    targets: checks,
+    config: {
+      ...options,
+      skip: [...options.skip],
+      measured,
+      cpuCount,
+      pinning: pin ?? null,
+      tenK,
+      failed: Object.fromEntries(failed),
+      descriptions: Object.fromEntries(targets.map((t) => [t.name, t.description])),
+    },
     binding: binding ?? null,
     rounds,
   };
+  const { record, md } = renderRecord(partial);
+  process.stdout.write(`\n${md}\n`);
   mkdirSync(options.outDir, { recursive: true });
   const jsonPath = datedPath(options.outDir, 'json');
   const mdPath = jsonPath.replace(/\.json$/, '.md');

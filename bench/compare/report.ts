@@ -165,6 +165,20 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       value: (r) => r.rates[rateKey(100, 100)]?.cpuUsPerPacket,
       disturbed: (r) => isDisturbed(r.rates[rateKey(100, 100)]),
     },
+    {
+      // When the load tool, not the server, ends the search, the rate is only a lower bound; one core
+      // divided by the CPU each packet cost near that rate estimates what the server could do.
+      key: 'capacity-100B×100',
+      label:
+        'relay capacity estimated from CPU per packet at the max rate, 100 alloc × 100 B (pkt/s per core)',
+      better: 'higher',
+      digits: 0,
+      value: (r) => {
+        const us = r.rates[rateKey(100, 100)]?.cpuUsPerPacket;
+        return us === undefined || us <= 0 ? undefined : 1e6 / us;
+      },
+      disturbed: (r) => isDisturbed(r.rates[rateKey(100, 100)]),
+    },
   );
   return defs;
 }
@@ -254,6 +268,15 @@ function medianOf(s: readonly MetricSummary[], key: string, target: string): num
   return s.find((m) => m.key === key)?.byTarget[target]?.median;
 }
 
+/** Says when the rates behind a ratio were bounded by the load tool in some round. */
+function limitedNote(s: readonly MetricSummary[], key: string, note: string): string {
+  const m = s.find((x) => x.key === key);
+  const limited = ['turnpike', 'forwarder'].filter((t) => (m?.byTarget[t]?.limitedRounds ?? 0) > 0);
+  return limited.length === 0
+    ? note
+    : `${note}; ${limited.join(' and ')} hit the load tool's own limit in some rounds, so the rates are lower bounds`;
+}
+
 /** The issue's targets for turnpike, evaluated on the medians. */
 export function evaluateTargets(s: readonly MetricSummary[]): TargetCheck[] {
   const check = (
@@ -271,7 +294,14 @@ export function evaluateTargets(s: readonly MetricSummary[]): TargetCheck[] {
       ratioOf(s, 'rate-100B×100', 'turnpike/forwarder'),
       '>= 0.85',
       (v) => v >= 0.85,
-      'highest rate under 1% loss',
+      limitedNote(s, 'rate-100B×100', 'highest rate under 1% loss'),
+    ),
+    check(
+      'relay capacity by CPU, 100 B × 100 alloc: turnpike/forwarder',
+      ratioOf(s, 'capacity-100B×100', 'turnpike/forwarder'),
+      '>= 0.85',
+      (v) => v >= 0.85,
+      'one core over the CPU per packet at the highest rate each reached: the view that holds when the tool limited the rates',
     ),
     check(
       'CPU per relayed packet: turnpike/forwarder',
