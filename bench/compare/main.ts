@@ -11,6 +11,7 @@
  * server, its RSS with 1 000 and 10 000 live allocations. Once per run: bench/binding for Binding
  * requests/s. Results: bench/results/compare-<date>.json and .md, and the table on stdout.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -610,6 +611,17 @@ function datedPath(dir: string, ext: string): string {
   return path;
 }
 
+/**
+ * Biome checks everything under bench/ (biome.json), results included, so the files written there are
+ * passed through `biome format --write` when the project's Biome is installed. Best effort: without it
+ * the files are still valid, just not in Biome's layout.
+ */
+function formatWithBiome(repoRoot: string, files: readonly string[]): void {
+  const biome = join(repoRoot, 'node_modules', '.bin', 'biome');
+  if (!existsSync(biome)) return;
+  spawnSync(biome, ['format', '--write', ...files], { cwd: repoRoot, stdio: 'ignore', timeout: 30_000 });
+}
+
 /** The JSON record of a run (bench/results/compare-<date>.json). */
 interface CompareRecord {
   readonly benchmark: 'compare';
@@ -668,14 +680,33 @@ function renderRecord(r: Omit<CompareRecord, 'summary' | 'targets'>): { record: 
   return { record: { ...r, summary: summaries, targets: checks }, md };
 }
 
-/** --render FILE: recompute and print the tables of a saved run, and write FILE's .md next to it. */
-function render(file: string): number {
+/**
+ * --render FILE: recompute a saved run's summaries and targets with the current code, print the table,
+ * update FILE and write FILE's .md next to it. Target descriptions missing from older records are taken
+ * from the current target table.
+ */
+function render(file: string, repoRoot: string): number {
   const saved = JSON.parse(readFileSync(file, 'utf8')) as CompareRecord;
-  const { md } = renderRecord(saved);
+  let config = saved.config;
+  if (config.descriptions === undefined) {
+    const o = config as unknown as Partial<Options>;
+    const table = buildTargets({
+      repoRoot,
+      turnpikeBin: o.turnpikeBin ?? join(repoRoot, 'bin', 'turnpike.js'),
+      coturnBin: o.coturnBin ?? 'turnserver',
+      toolMain: join(repoRoot, 'dist', 'src', 'bench', 'main.js'),
+      cpuCount: config.cpuCount ?? saved.environment.cpuCount,
+      sockBufBytes: o.sockBufBytes ?? 0,
+    });
+    config = { ...config, descriptions: Object.fromEntries([...table].map(([n, t]) => [n, t.description])) };
+  }
+  const { record, md } = renderRecord({ ...saved, config });
   process.stdout.write(`${md}\n`);
-  const mdPath = file.replace(/\.json$/, '') + '.md';
+  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  const mdPath = `${file.replace(/\.json$/, '')}.md`;
   writeFileSync(mdPath, `${md}\n`);
-  process.stdout.write(`\nwrote ${mdPath}\n`);
+  formatWithBiome(repoRoot, [file, mdPath]);
+  process.stdout.write(`\nupdated ${file}\nwrote ${mdPath}\n`);
   return 0;
 }
 
@@ -696,7 +727,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (options.render !== undefined) return render(options.render);
+  if (options.render !== undefined) return render(options.render, repoRoot);
   const toolMain = join(repoRoot, 'dist', 'src', 'bench', 'main.js');
   const cpuCount = availableParallelism();
   const pin = options.pin ? pinningCpus() : undefined;
@@ -825,11 +856,13 @@ async function main(): Promise<number> {
   const mdPath = jsonPath.replace(/\.json$/, '.md');
   writeFileSync(jsonPath, `${JSON.stringify(record, null, 2)}\n`);
   writeFileSync(mdPath, `${md}\n`);
+  formatWithBiome(repoRoot, [jsonPath, mdPath]);
   process.stdout.write(`\nwrote ${jsonPath}\nwrote ${mdPath}\n`);
   if (options.baseline) {
     const base = join(resolve(repoRoot, 'bench', 'results'), 'baseline-compare');
     writeFileSync(`${base}.json`, `${JSON.stringify(record, null, 2)}\n`);
     writeFileSync(`${base}.md`, `${md}\n`);
+    formatWithBiome(repoRoot, [`${base}.json`, `${base}.md`]);
     process.stdout.write(`wrote ${base}.json and .md\n`);
   }
   const nothing = measured.filter(

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 export const TARGET_NAMES = ['forwarder', 'turnpike', 'coturn', 'coturn-mt'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
@@ -120,7 +120,7 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
     },
     {
       name: 'turnpike',
-      description: `turnpike (${o.turnpikeBin}), relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
+      description: `turnpike (${relative(o.repoRoot, o.turnpikeBin)}), relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
       pinnable: true,
       authenticated: true,
       hasMetrics: true,

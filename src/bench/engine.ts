@@ -313,7 +313,7 @@ export class Engine {
       allocate.attempted++;
       try {
         let r = await f.session.allocate(c.lifetimeSec).catch((err: unknown) => err as Error);
-        for (let retry = 0; retry < 2 && r instanceof SetupFailure && r.code === '437'; retry++) {
+        for (let retry = 0; retry < 5 && r instanceof SetupFailure && r.code === '437'; retry++) {
           await this.replaceSocket(f);
           allocate.retries++;
           r = await f.session.allocate(c.lifetimeSec).catch((err: unknown) => err as Error);

@@ -167,6 +167,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     server = forwarder.address;
     options = { ...options, server, serverPid: forwarder.pid };
+    // Last resort (an unexpected crash): never leave the forwarder running; it is stopped properly below.
+    const child = forwarder.process;
+    process.once('exit', () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     out.selfTest = { forwarder: server, pinning: forwarder.pinning };
   }
   out.config = publicConfig(options, server);
