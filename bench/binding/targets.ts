@@ -2,11 +2,11 @@
  * The servers the Binding benchmark measures, how each is launched on 127.0.0.1, and the readiness probe
  * that waits until a freshly started server answers a Binding request.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { coturnLaunch, coturnStatus, type Launch, turnpikeLaunch } from '../shared/servers.js';
 import type { Child } from './processes.js';
 import {
   BINDING_ERROR,
@@ -25,12 +25,6 @@ export const DEFAULT_TARGETS: readonly TargetName[] = ['echo', 'turnpike', 'cotu
 
 export function isTargetName(name: string): name is TargetName {
   return (TARGET_NAMES as readonly string[]).includes(name);
-}
-
-/** A command line to start a server listening on `port`. */
-export interface Launch {
-  readonly command: string;
-  readonly args: readonly string[];
 }
 
 export interface Target {
@@ -56,46 +50,13 @@ export interface TargetOptions {
   readonly cpuCount: number;
 }
 
-/** Version of the installed coturn (`turnserver --version`), or undefined when it is not installed. */
-export function coturnVersion(coturnBin: string): string | undefined {
-  const r = spawnSync(coturnBin, ['--version'], { encoding: 'utf8', timeout: 5000 });
-  if (r.error !== undefined || r.status !== 0) return undefined;
-  return r.stdout.trim().split('\n')[0];
-}
-
-/**
- * coturn as a pure STUN server on one UDP loopback listener: no TCP/TLS/DTLS listeners, no TURN, no CLI,
- * no RFC 5780 alternate port, its pid file and SQLite user db in our temporary directory (the defaults
- * live under /var).
- */
-function coturnArgs(port: number, workDir: string, relayThreads: number | undefined): string[] {
-  const args = [
-    '-n',
-    '--listening-ip=127.0.0.1',
-    `--listening-port=${port}`,
-    '--no-tcp',
-    '--no-tls',
-    '--no-dtls',
-    '--stun-only',
-    '--no-cli',
-    '--no-rfc5780',
-    '--no-software-attribute',
-    '--log-file=stdout',
-    '--simple-log',
-    `--pidfile=${join(workDir, 'turnserver.pid')}`,
-    `--userdb=${join(workDir, 'turndb')}`,
-  ];
-  if (relayThreads !== undefined) args.push(`--relay-threads=${relayThreads}`);
-  return args;
-}
+/** coturn as a pure STUN server: no TURN, so no relay ports or credentials. */
+const STUN_ONLY = ['--stun-only'];
 
 export function buildTargets(options: TargetOptions): Map<TargetName, Target> {
   const node = process.execPath;
   const echoScript = join(options.benchDir, 'echo-server.js');
-  const coturn = coturnVersion(options.coturnBin);
-  const coturnSkip =
-    coturn === undefined ? `${options.coturnBin} not found (install Debian package coturn)` : undefined;
-  const coturnLabel = coturn === undefined ? 'coturn' : `coturn ${coturn}`;
+  const coturn = coturnStatus(options.coturnBin);
   const targets: Target[] = [
     {
       name: 'echo',
@@ -122,38 +83,25 @@ export function buildTargets(options: TargetOptions): Map<TargetName, Target> {
       pinnable: true,
       readyTimeoutMs: 15_000,
       skipReason: existsSync(options.turnpikeBin) ? undefined : `${options.turnpikeBin} missing`,
-      launch: (port) => ({
-        command: node,
-        args: [
-          options.turnpikeBin,
-          '--listening-ip',
-          '127.0.0.1',
-          '--listening-port',
-          String(port),
-          '--no-tcp',
-          '--no-tls',
-          '--log-level',
-          'warn',
-        ],
-      }),
+      launch: (port) => turnpikeLaunch(options.turnpikeBin, port),
     },
     {
       name: 'coturn',
-      description: `${coturnLabel} --stun-only --relay-threads=1 (one UDP thread)`,
+      description: `${coturn.label} --stun-only --relay-threads=1 (one UDP thread)`,
       expect: 'response',
       pinnable: true,
       readyTimeoutMs: 10_000,
-      skipReason: coturnSkip,
-      launch: (port, workDir) => ({ command: options.coturnBin, args: coturnArgs(port, workDir, 1) }),
+      skipReason: coturn.skipReason,
+      launch: (port, workDir) => coturnLaunch(options.coturnBin, port, workDir, 1, STUN_ONLY),
     },
     {
       name: 'coturn-mt',
-      description: `${coturnLabel} --stun-only, default relay threads (${options.cpuCount} here), unpinned`,
+      description: `${coturn.label} --stun-only, default relay threads (${options.cpuCount} here), unpinned`,
       expect: 'response',
       pinnable: false,
       readyTimeoutMs: 10_000,
-      skipReason: coturnSkip,
-      launch: (port, workDir) => ({ command: options.coturnBin, args: coturnArgs(port, workDir, undefined) }),
+      skipReason: coturn.skipReason,
+      launch: (port, workDir) => coturnLaunch(options.coturnBin, port, workDir, undefined, STUN_ONLY),
     },
   ];
   return new Map(targets.map((t) => [t.name, t]));

@@ -4,9 +4,9 @@
  * (≥ 10 000 ports, outside the kernel's ephemeral range so the load tool's sockets never collide with
  * it), and one thread for the single-threaded comparison.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
+import { coturnLaunch, coturnStatus, type Launch, turnpikeLaunch } from '../shared/servers.js';
 
 export const TARGET_NAMES = ['forwarder', 'turnpike', 'coturn', 'coturn-mt'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
@@ -23,11 +23,6 @@ export const PASSWORD = 'benchpass';
 /** Relay port ranges, one per server, 11 000 ports each, below the usual ephemeral range (32768+). */
 export const TURNPIKE_PORTS = { min: 10_000, max: 20_999 } as const;
 export const COTURN_PORTS = { min: 21_000, max: 31_999 } as const;
-
-export interface Launch {
-  readonly command: string;
-  readonly args: readonly string[];
-}
 
 export interface Target {
   readonly name: TargetName;
@@ -54,47 +49,22 @@ export interface TargetOptions {
   readonly sockBufBytes: number;
 }
 
-export function coturnVersion(coturnBin: string): string | undefined {
-  const r = spawnSync(coturnBin, ['--version'], { encoding: 'utf8', timeout: 5000 });
-  if (r.error !== undefined || r.status !== 0) return undefined;
-  return r.stdout.trim().split('\n')[0];
-}
-
-function coturnArgs(port: number, workDir: string, relayThreads: number | undefined): string[] {
-  const args = [
-    '-n',
-    '--listening-ip=127.0.0.1',
-    `--listening-port=${port}`,
-    '--relay-ip=127.0.0.1',
-    `--min-port=${COTURN_PORTS.min}`,
-    `--max-port=${COTURN_PORTS.max}`,
-    '--lt-cred-mech',
-    `--realm=${REALM}`,
-    `--user=${USER}:${PASSWORD}`,
-    '--allow-loopback-peers',
-    '--no-multicast-peers',
-    '--no-tcp',
-    '--no-tls',
-    '--no-dtls',
-    '--no-tcp-relay',
-    '--no-cli',
-    '--no-rfc5780',
-    '--no-software-attribute',
-    '--log-file=stdout',
-    '--simple-log',
-    `--pidfile=${join(workDir, 'turnserver.pid')}`,
-    `--userdb=${join(workDir, 'turndb')}`,
-  ];
-  if (relayThreads !== undefined) args.push(`--relay-threads=${relayThreads}`);
-  return args;
-}
+/** coturn as a TURN relay with the shared realm and user, loopback peers allowed, UDP relays only. */
+const COTURN_TURN = [
+  '--relay-ip=127.0.0.1',
+  `--min-port=${COTURN_PORTS.min}`,
+  `--max-port=${COTURN_PORTS.max}`,
+  '--lt-cred-mech',
+  `--realm=${REALM}`,
+  `--user=${USER}:${PASSWORD}`,
+  '--allow-loopback-peers',
+  '--no-multicast-peers',
+  '--no-tcp-relay',
+];
 
 export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
   const node = process.execPath;
-  const coturn = coturnVersion(o.coturnBin);
-  const coturnSkip =
-    coturn === undefined ? `${o.coturnBin} not found (install Debian package coturn)` : undefined;
-  const coturnLabel = coturn === undefined ? 'coturn' : `coturn ${coturn}`;
+  const coturn = coturnStatus(o.coturnBin);
   const targets: Target[] = [
     {
       name: 'forwarder',
@@ -126,18 +96,8 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
       hasMetrics: true,
       readyTimeoutMs: 15_000,
       skipReason: existsSync(o.turnpikeBin) ? undefined : `${o.turnpikeBin} missing`,
-      launch: (port, metricsPort) => ({
-        command: node,
-        args: [
-          o.turnpikeBin,
-          '--listening-ip',
-          '127.0.0.1',
-          '--listening-port',
-          String(port),
-          '--no-tcp',
-          '--no-tls',
-          '--log-level',
-          'warn',
+      launch: (port, metricsPort) =>
+        turnpikeLaunch(o.turnpikeBin, port, [
           '--realm',
           REALM,
           '--user',
@@ -160,31 +120,27 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
           '0',
           '--sock-buf-size',
           String(o.sockBufBytes),
-        ],
-      }),
+        ]),
     },
     {
       name: 'coturn',
-      description: `${coturnLabel}, --relay-threads=1, relay ports ${COTURN_PORTS.min}-${COTURN_PORTS.max}`,
+      description: `${coturn.label}, --relay-threads=1, relay ports ${COTURN_PORTS.min}-${COTURN_PORTS.max}`,
       pinnable: true,
       authenticated: true,
       hasMetrics: false,
       readyTimeoutMs: 10_000,
-      skipReason: coturnSkip,
-      launch: (port, _metrics, workDir) => ({ command: o.coturnBin, args: coturnArgs(port, workDir, 1) }),
+      skipReason: coturn.skipReason,
+      launch: (port, _metrics, workDir) => coturnLaunch(o.coturnBin, port, workDir, 1, COTURN_TURN),
     },
     {
       name: 'coturn-mt',
-      description: `${coturnLabel}, default relay threads (${o.cpuCount} here), unpinned`,
+      description: `${coturn.label}, default relay threads (${o.cpuCount} here), unpinned`,
       pinnable: false,
       authenticated: true,
       hasMetrics: false,
       readyTimeoutMs: 10_000,
-      skipReason: coturnSkip,
-      launch: (port, _metrics, workDir) => ({
-        command: o.coturnBin,
-        args: coturnArgs(port, workDir, undefined),
-      }),
+      skipReason: coturn.skipReason,
+      launch: (port, _metrics, workDir) => coturnLaunch(o.coturnBin, port, workDir, undefined, COTURN_TURN),
     },
   ];
   return new Map(targets.map((t) => [t.name, t]));
