@@ -15,15 +15,8 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import {
-  type Child,
-  ChildRegistry,
-  cpuSeconds,
-  freeUdpPort,
-  type MachineCpu,
-  machineCpu,
-  pinningCpus,
-} from './processes.js';
+import { type MachineCpu, machineCpu, processCpuSeconds } from '../../src/bench/proc.js';
+import { type Child, ChildRegistry, freeUdpPort, pinningCpus } from './processes.js';
 import {
   environment,
   formatReport,
@@ -217,11 +210,11 @@ async function runClient(
       client.process.on('message', (raw) => {
         const message = raw as ClientMessage;
         if (message.kind === 'measuring') {
-          serverStart = cpuSeconds(server.pid);
+          serverStart = processCpuSeconds(server.pid);
           machineStart = machineCpu();
           wallStart = performance.now();
         } else if (message.kind === 'result') {
-          const serverEnd = cpuSeconds(server.pid);
+          const serverEnd = processCpuSeconds(server.pid);
           const machineEnd = machineCpu();
           const wallSec = (performance.now() - wallStart) / 1000;
           const { result } = message;

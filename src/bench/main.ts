@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { parseArgs } from 'node:util';
+import { isRunning } from './child.js';
 import { runForwarder } from './forwarder.js';
 import { type BenchOptions, parseHostPort, parseOptions, USAGE, UsageError } from './options.js';
 import { describeLoad, formatSearch, formatSetup, formatTrial, int } from './report.js';
@@ -170,7 +171,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     // Last resort (an unexpected crash): never leave the forwarder running; it is stopped properly below.
     const child = forwarder.process;
     process.once('exit', () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (isRunning(child)) child.kill('SIGKILL');
     });
     out.selfTest = { forwarder: server, pinning: forwarder.pinning };
   }

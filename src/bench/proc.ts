@@ -16,6 +16,7 @@ const CLOCK_TICKS_PER_SEC = ((): number => {
 function statCpuSeconds(path: string): number | undefined {
   try {
     const stat = readFileSync(path, 'utf8');
+    // Fields after "pid (comm) ": state is field 3, utime field 14, stime field 15 (proc(5)).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
     return Number.isFinite(ticks) ? ticks / CLOCK_TICKS_PER_SEC : undefined;
@@ -56,14 +57,18 @@ export function processRssBytes(pid: number): number | undefined {
 
 /** Machine-wide CPU seconds (summed over CPUs) from /proc/stat. */
 export interface MachineCpu {
+  /** user + nice + system + irq + softirq. */
   readonly busySec: number;
+  /** Time the hypervisor ran something else while a vCPU wanted to run. */
   readonly stealSec: number;
+  /** All of the above plus idle and iowait. */
   readonly totalSec: number;
 }
 
 export function machineCpu(): MachineCpu | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    // "cpu  user nice system idle iowait irq softirq steal guest guest_nice" (guest is already in user).
     const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
     if (f.length < 8 || f.some((n) => !Number.isFinite(n))) return undefined;
     const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from './child.js';
 import { allowedCpus, pinProcess, tasksetWorks } from './proc.js';
 import type { HostPort } from './types.js';
 
@@ -45,14 +46,7 @@ export async function startForwarder(shouldPin: boolean): Promise<ForwarderChild
   );
   const pid = child.pid;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
-    clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
+  const stop = (): Promise<void> => stopChild(child, exited, 2000);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-2000);
