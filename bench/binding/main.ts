@@ -16,7 +16,15 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type MachineCpu, machineCpu, processCpuSeconds } from '../../src/bench/proc.js';
-import { type Child, ChildRegistry, freeUdpPort, pinningCpus } from './processes.js';
+import {
+  integerOption,
+  numberOption,
+  parseCommandLine,
+  serverBinaries,
+  targetsOption,
+  UsageError,
+} from '../shared/cli.js';
+import { type Child, ChildRegistry, freeUdpPort, pinningCpus, stopChildrenOnSignals } from './processes.js';
 import {
   environment,
   formatReport,
@@ -71,34 +79,6 @@ interface Options {
   readonly coturnBin: string;
 }
 
-class UsageError extends Error {}
-
-function numberOption(
-  raw: string | undefined,
-  name: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be in [${min}, ${max}]`);
-  return n;
-}
-
-function integerOption(
-  raw: string | undefined,
-  name: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const n = numberOption(raw, name, fallback, min, max);
-  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer`);
-  return n;
-}
-
 function parseOptions(argv: readonly string[], repoRoot: string): Options | undefined {
   const { values } = parseArgs({
     args: [...argv],
@@ -122,14 +102,7 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     },
   });
   if (values.help) return undefined;
-  const targets = (values.targets ?? DEFAULT_TARGETS.join(','))
-    .split(',')
-    .map((t) => t.trim())
-    .filter((t) => t.length > 0);
-  const unknown = targets.filter((t) => !isTargetName(t));
-  if (unknown.length > 0 || targets.length === 0) {
-    throw new UsageError(`--targets: unknown ${unknown.join(', ') || '(empty list)'}`);
-  }
+  const targets = targetsOption(values.targets, DEFAULT_TARGETS, isTargetName);
   if (values.pin !== 'auto' && values.pin !== 'off') throw new UsageError('--pin must be auto or off');
   const window = integerOption(values.window, 'window', 128, 1, 4096);
   const sockets = integerOption(values.sockets, 'sockets', 4, 1, 64);
@@ -142,13 +115,12 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     window,
     sockets,
     timeoutMs: integerOption(values.timeout, 'timeout', 200, 10, 10_000),
-    targets: [...new Set(targets.filter(isTargetName))],
+    targets,
     fingerprint: values.fingerprint,
     pin: values.pin === 'auto',
     json: values.json,
     smoke,
-    turnpikeBin: resolve(values['turnpike-bin'] ?? join(repoRoot, 'bin', 'turnpike.js')),
-    coturnBin: values['coturn-bin'] ?? 'turnserver',
+    ...serverBinaries(values, repoRoot),
   };
 }
 
@@ -294,17 +266,8 @@ function progressLine(rounds: number, m: Measurement): string {
 async function main(): Promise<number> {
   const benchDir = import.meta.dirname;
   const repoRoot = resolve(benchDir, '..', '..', '..');
-  let options: Options | undefined;
-  try {
-    options = parseOptions(process.argv.slice(2), repoRoot);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (options === undefined) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const options = parseCommandLine(() => parseOptions(process.argv.slice(2), repoRoot), USAGE);
+  if (typeof options === 'number') return options;
 
   const cpuCount = availableParallelism();
   const pin = options.pin ? pinningCpus() : undefined;
@@ -318,20 +281,8 @@ async function main(): Promise<number> {
   const targets = options.targets.map((name) => allTargets.get(name)!);
 
   const registry = new ChildRegistry();
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (controller.signal.aborted) {
-      registry.killAllNow();
-      process.exit(130);
-    }
-    process.stderr.write(`\n${signal}: stopping the processes this benchmark started…\n`);
-    controller.abort();
-    void registry.stopAll();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('exit', () => registry.killAllNow());
-  const ctx: Context = { options, registry, repoRoot, benchDir, pin, abort: controller.signal };
+  const abort = stopChildrenOnSignals(registry);
+  const ctx: Context = { options, registry, repoRoot, benchDir, pin, abort };
 
   const env = environment(repoRoot);
   process.stdout.write(
@@ -348,9 +299,9 @@ async function main(): Promise<number> {
   const measurements: Measurement[] = [];
   const failures = new Map<TargetName, string>();
   try {
-    for (let round = 1; round <= options.rounds && !controller.signal.aborted; round++) {
+    for (let round = 1; round <= options.rounds && !abort.aborted; round++) {
       for (const target of targets) {
-        if (controller.signal.aborted) break;
+        if (abort.aborted) break;
         if (target.skipReason !== undefined || failures.has(target.name)) continue;
         try {
           const m = await measure(ctx, target, round);
@@ -358,7 +309,7 @@ async function main(): Promise<number> {
           process.stdout.write(`${progressLine(options.rounds, m)}\n`);
         } catch (err) {
           if (!(err instanceof TargetFailure)) throw err;
-          if (controller.signal.aborted) break;
+          if (abort.aborted) break;
           failures.set(target.name, `round ${round}: ${err.message}`);
           process.stdout.write(
             `round ${round}/${options.rounds} ${target.name.padEnd(12)} FAILED: ${err.message}\n`,
@@ -369,7 +320,7 @@ async function main(): Promise<number> {
   } finally {
     await registry.stopAll();
   }
-  if (controller.signal.aborted) return 130;
+  if (abort.aborted) return 130;
 
   const summaries = targets.map((t) => summarize(t, measurements, failures.get(t.name)));
   const ratioList = ratios(summaries);

@@ -112,3 +112,24 @@ export function pinningCpus(): { readonly client: number; readonly server: numbe
   if (client === undefined || server === undefined) return undefined;
   return tasksetWorks(client) && tasksetWorks(server) ? { client, server } : undefined;
 }
+
+/**
+ * On SIGINT or SIGTERM: aborts the returned signal, so the benchmark winds down, and stops every child of
+ * `registry`; a second signal SIGKILLs them and exits 130. At exit, whatever still runs is SIGKILLed.
+ */
+export function stopChildrenOnSignals(registry: ChildRegistry): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) {
+      registry.killAllNow();
+      process.exit(130);
+    }
+    process.stderr.write(`\n${signal}: stopping the processes this benchmark started…\n`);
+    controller.abort();
+    void registry.stopAll();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => registry.killAllNow());
+  return controller.signal;
+}

@@ -19,9 +19,23 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openFilesLimit, processRssBytes } from '../../src/bench/proc.js';
 import type { TrialResult } from '../../src/bench/results.js';
-import { type Child, ChildRegistry, freeUdpPort, pinningCpus } from '../binding/processes.js';
+import {
+  type Child,
+  ChildRegistry,
+  freeUdpPort,
+  pinningCpus,
+  stopChildrenOnSignals,
+} from '../binding/processes.js';
 import { type Environment, environment, median } from '../binding/report.js';
 import { waitUntilAnswering } from '../binding/targets.js';
+import {
+  commaList,
+  numberOption,
+  parseCommandLine,
+  serverBinaries,
+  targetsOption,
+  UsageError,
+} from '../shared/cli.js';
 import {
   type BindingFigures,
   evaluateTargets,
@@ -91,16 +105,7 @@ interface Options {
   readonly coturnBin: string;
 }
 
-class UsageError extends Error {}
 class TargetFailure extends Error {}
-
-function num(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be in [${min}, ${max}]`);
-  return n;
-}
 
 function parseOptions(argv: readonly string[], repoRoot: string): Options | undefined {
   const { values } = parseArgs({
@@ -126,37 +131,28 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     },
   });
   if (values.help) return undefined;
-  const list = (raw: string | undefined): string[] =>
-    (raw ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0);
-  const targets = values.targets === undefined ? [...DEFAULT_TARGETS] : list(values.targets);
-  const unknown = targets.filter((t) => !isTargetName(t));
-  if (unknown.length > 0 || targets.length === 0)
-    throw new UsageError(`--targets: unknown ${unknown.join(', ')}`);
-  const skip = list(values.skip);
+  const targets = targetsOption(values.targets, DEFAULT_TARGETS, isTargetName);
+  const skip = commaList(values.skip ?? '');
   const badSkip = skip.filter((s) => !(WORKLOADS as readonly string[]).includes(s));
   if (badSkip.length > 0) throw new UsageError(`--skip: unknown ${badSkip.join(', ')}`);
   if (values.pin !== undefined && values.pin !== 'auto' && values.pin !== 'off') {
     throw new UsageError('--pin must be auto or off');
   }
   return {
-    rounds: values.smoke ? 1 : num(values.rounds, 'rounds', 3, 1, 50),
-    targets: [...new Set(targets.filter(isTargetName))],
+    rounds: values.smoke ? 1 : numberOption(values.rounds, 'rounds', 3, 1, 50),
+    targets,
     skip: new Set(skip as Workload[]),
-    trialSec: num(values['trial-duration'], 'trial-duration', 1.5, 0.2, 60),
-    searchSteps: num(values['search-steps'], 'search-steps', 12, 2, 30),
-    cpuRatePps: num(values['cpu-rate'], 'cpu-rate', 20_000, 100, 1_000_000),
-    sockBufBytes: num(values['sock-buf'], 'sock-buf', 4 * 1024 * 1024, 0, 1024 * 1024 * 1024),
-    toolWorkers: num(values['tool-workers'], 'tool-workers', 1, 1, 16),
+    trialSec: numberOption(values['trial-duration'], 'trial-duration', 1.5, 0.2, 60),
+    searchSteps: numberOption(values['search-steps'], 'search-steps', 12, 2, 30),
+    cpuRatePps: numberOption(values['cpu-rate'], 'cpu-rate', 20_000, 100, 1_000_000),
+    sockBufBytes: numberOption(values['sock-buf'], 'sock-buf', 4 * 1024 * 1024, 0, 1024 * 1024 * 1024),
+    toolWorkers: numberOption(values['tool-workers'], 'tool-workers', 1, 1, 16),
     pin: values.pin !== 'off',
     outDir: resolve(values.out ?? join(repoRoot, 'bench', 'results')),
     baseline: values.baseline,
     render: values.render,
     smoke: values.smoke,
-    turnpikeBin: resolve(values['turnpike-bin'] ?? join(repoRoot, 'bin', 'turnpike.js')),
-    coturnBin: values['coturn-bin'] ?? 'turnserver',
+    ...serverBinaries(values, repoRoot),
   };
 }
 
@@ -716,17 +712,8 @@ async function main(): Promise<number> {
   const repoRoot = import.meta.filename.endsWith('.ts')
     ? resolve(here, '..', '..')
     : resolve(here, '..', '..', '..');
-  let options: Options | undefined;
-  try {
-    options = parseOptions(process.argv.slice(2), repoRoot);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (options === undefined) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const options = parseCommandLine(() => parseOptions(process.argv.slice(2), repoRoot), USAGE);
+  if (typeof options === 'number') return options;
   if (options.render !== undefined) return render(options.render, repoRoot);
   const toolMain = join(repoRoot, 'dist', 'src', 'bench', 'main.js');
   const cpuCount = availableParallelism();
@@ -741,19 +728,7 @@ async function main(): Promise<number> {
   });
   const targets = options.targets.map((n) => all.get(n)!);
   const registry = new ChildRegistry();
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (controller.signal.aborted) {
-      registry.killAllNow();
-      process.exit(130);
-    }
-    process.stderr.write(`\n${signal}: stopping the processes this benchmark started…\n`);
-    controller.abort();
-    void registry.stopAll();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('exit', () => registry.killAllNow());
+  const abort = stopChildrenOnSignals(registry);
 
   const env = environment(repoRoot);
   const tenK = tenKFeasibility();
@@ -764,7 +739,7 @@ async function main(): Promise<number> {
     toolMain,
     pin,
     tool: { registry, toolMain, clientCpu: pin?.client },
-    abort: controller.signal,
+    abort,
     tenK,
     log: (line) => process.stdout.write(`${line}\n`),
   };
@@ -792,10 +767,10 @@ async function main(): Promise<number> {
   const failed = new Map<TargetName, string>();
   let binding: BindingFigures | undefined;
   try {
-    for (let round = 1; round <= options.rounds && !controller.signal.aborted; round++) {
+    for (let round = 1; round <= options.rounds && !abort.aborted; round++) {
       const recs = new Map<TargetName, TargetRound>();
       for (const target of targets) {
-        if (controller.signal.aborted) break;
+        if (abort.aborted) break;
         if (target.skipReason !== undefined || failed.has(target.name)) continue;
         const rec: TargetRound = { round, target: target.name, rates: {}, errors: [] };
         recs.set(target.name, rec);
@@ -813,7 +788,7 @@ async function main(): Promise<number> {
       if (!options.skip.has('rss')) {
         for (const target of targets) {
           const rec = recs.get(target.name);
-          if (controller.signal.aborted || rec === undefined || failed.has(target.name)) continue;
+          if (abort.aborted || rec === undefined || failed.has(target.name)) continue;
           try {
             await measureRss(ctx, target, round, rec);
           } catch (err) {
@@ -823,14 +798,14 @@ async function main(): Promise<number> {
         }
       }
     }
-    if (!options.skip.has('binding') && !controller.signal.aborted) {
+    if (!options.skip.has('binding') && !abort.aborted) {
       ctx.log('\nBinding requests/s (bench/binding):');
       binding = await measureBinding(ctx);
     }
   } finally {
     await registry.stopAll();
   }
-  if (controller.signal.aborted) return 130;
+  if (abort.aborted) return 130;
 
   const measured = options.targets.filter((t) => all.get(t)?.skipReason === undefined);
   const partial: Omit<CompareRecord, 'summary' | 'targets'> = {

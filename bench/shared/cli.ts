@@ -1,0 +1,86 @@
+/** Command-line handling shared by bench/binding and bench/compare. */
+import { join, resolve } from 'node:path';
+
+/** A bad option: printed with the usage text, exit code 2. */
+export class UsageError extends Error {}
+
+/**
+ * Parses the command line with `parse`, which returns undefined for --help and throws on a bad option.
+ * Returns the options, or the exit code once the usage text is printed: 0 for --help (to stdout), 2 for
+ * a bad option (to stderr, after the error).
+ */
+export function parseCommandLine<T extends object>(parse: () => T | undefined, usage: string): T | number {
+  let options: T | undefined;
+  try {
+    options = parse();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (options === undefined) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  return options;
+}
+
+/** `--<name>` as a number in [min, max], or `fallback` when it is absent. */
+export function numberOption(
+  raw: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be in [${min}, ${max}]`);
+  return n;
+}
+
+/** `--<name>` as an integer in [min, max], or `fallback` when it is absent. */
+export function integerOption(
+  raw: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const n = numberOption(raw, name, fallback, min, max);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer`);
+  return n;
+}
+
+/** The non-empty, trimmed items of a comma-separated list. */
+export function commaList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/** `--targets`: known target names, each once, in the order given; `fallback` when the option is absent. */
+export function targetsOption<T extends string>(
+  raw: string | undefined,
+  fallback: readonly T[],
+  isTarget: (name: string) => name is T,
+): T[] {
+  const names = raw === undefined ? [...fallback] : commaList(raw);
+  const unknown = names.filter((n) => !isTarget(n));
+  if (unknown.length > 0 || names.length === 0) {
+    throw new UsageError(`--targets: unknown ${unknown.join(', ') || '(empty list)'}`);
+  }
+  return [...new Set(names.filter(isTarget))];
+}
+
+/** The servers to measure, from --turnpike-bin (default bin/turnpike.js) and --coturn-bin (default turnserver). */
+export function serverBinaries(
+  values: { readonly 'turnpike-bin'?: string | undefined; readonly 'coturn-bin'?: string | undefined },
+  repoRoot: string,
+): { readonly turnpikeBin: string; readonly coturnBin: string } {
+  return {
+    turnpikeBin: resolve(values['turnpike-bin'] ?? join(repoRoot, 'bin', 'turnpike.js')),
+    coturnBin: values['coturn-bin'] ?? 'turnserver',
+  };
+}
