@@ -17,9 +17,11 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type MachineCpu, machineCpu, processCpuSeconds } from '../../src/bench/proc.js';
 import {
+  COMMON_OPTIONS,
   integerOption,
   numberOption,
   parseCommandLine,
+  pinOption,
   serverBinaries,
   targetsOption,
   UsageError,
@@ -91,19 +93,14 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
       window: { type: 'string' },
       sockets: { type: 'string' },
       timeout: { type: 'string' },
-      targets: { type: 'string' },
       fingerprint: { type: 'boolean', default: false },
-      pin: { type: 'string', default: 'auto' },
       json: { type: 'string' },
-      smoke: { type: 'boolean', default: false },
-      'turnpike-bin': { type: 'string' },
-      'coturn-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...COMMON_OPTIONS,
     },
   });
   if (values.help) return undefined;
   const targets = targetsOption(values.targets, DEFAULT_TARGETS, isTargetName);
-  if (values.pin !== 'auto' && values.pin !== 'off') throw new UsageError('--pin must be auto or off');
+  const pin = pinOption(values.pin);
   const window = integerOption(values.window, 'window', 128, 1, 4096);
   const sockets = integerOption(values.sockets, 'sockets', 4, 1, 64);
   if (sockets > window) throw new UsageError('--sockets must not exceed --window');
@@ -117,7 +114,7 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     timeoutMs: integerOption(values.timeout, 'timeout', 200, 10, 10_000),
     targets,
     fingerprint: values.fingerprint,
-    pin: values.pin === 'auto',
+    pin,
     json: values.json,
     smoke,
     ...serverBinaries(values, repoRoot),

@@ -29,9 +29,11 @@ import {
 import { type Environment, environment, median } from '../binding/report.js';
 import { waitUntilAnswering } from '../binding/targets.js';
 import {
+  COMMON_OPTIONS,
   commaList,
   numberOption,
   parseCommandLine,
+  pinOption,
   serverBinaries,
   targetsOption,
   UsageError,
@@ -113,21 +115,16 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     strict: true,
     options: {
       rounds: { type: 'string' },
-      targets: { type: 'string' },
       skip: { type: 'string' },
       'trial-duration': { type: 'string' },
       'search-steps': { type: 'string' },
       'cpu-rate': { type: 'string' },
       'sock-buf': { type: 'string' },
       'tool-workers': { type: 'string' },
-      pin: { type: 'string' },
       out: { type: 'string' },
       baseline: { type: 'boolean', default: false },
       render: { type: 'string' },
-      smoke: { type: 'boolean', default: false },
-      'turnpike-bin': { type: 'string' },
-      'coturn-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...COMMON_OPTIONS,
     },
   });
   if (values.help) return undefined;
@@ -135,9 +132,7 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
   const skip = commaList(values.skip ?? '');
   const badSkip = skip.filter((s) => !(WORKLOADS as readonly string[]).includes(s));
   if (badSkip.length > 0) throw new UsageError(`--skip: unknown ${badSkip.join(', ')}`);
-  if (values.pin !== undefined && values.pin !== 'auto' && values.pin !== 'off') {
-    throw new UsageError('--pin must be auto or off');
-  }
+  const pin = pinOption(values.pin);
   return {
     rounds: values.smoke ? 1 : numberOption(values.rounds, 'rounds', 3, 1, 50),
     targets,
@@ -147,7 +142,7 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     cpuRatePps: numberOption(values['cpu-rate'], 'cpu-rate', 20_000, 100, 1_000_000),
     sockBufBytes: numberOption(values['sock-buf'], 'sock-buf', 4 * 1024 * 1024, 0, 1024 * 1024 * 1024),
     toolWorkers: numberOption(values['tool-workers'], 'tool-workers', 1, 1, 16),
-    pin: values.pin !== 'off',
+    pin,
     outDir: resolve(values.out ?? join(repoRoot, 'bench', 'results')),
     baseline: values.baseline,
     render: values.render,

@@ -4,6 +4,16 @@ import { join, resolve } from 'node:path';
 /** A bad option: printed with the usage text, exit code 2. */
 export class UsageError extends Error {}
 
+/** parseArgs declarations of the options both benchmarks take, with the same meaning in each. */
+export const COMMON_OPTIONS = {
+  targets: { type: 'string' },
+  pin: { type: 'string' },
+  smoke: { type: 'boolean', default: false },
+  'turnpike-bin': { type: 'string' },
+  'coturn-bin': { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 /**
  * Parses the command line with `parse`, which returns undefined for --help and throws on a bad option.
  * Returns the options, or the exit code once the usage text is printed: 0 for --help (to stdout), 2 for
@@ -72,6 +82,12 @@ export function targetsOption<T extends string>(
     throw new UsageError(`--targets: unknown ${unknown.join(', ') || '(empty list)'}`);
   }
   return [...new Set(names.filter(isTarget))];
+}
+
+/** `--pin auto|off` (default auto): whether to pin the load generator and servers to CPUs. */
+export function pinOption(raw: string | undefined): boolean {
+  if (raw !== undefined && raw !== 'auto' && raw !== 'off') throw new UsageError('--pin must be auto or off');
+  return raw !== 'off';
 }
 
 /** The servers to measure, from --turnpike-bin (default bin/turnpike.js) and --coturn-bin (default turnserver). */
