@@ -26,12 +26,8 @@
  * `lo`). `--allow-loopback-in-peer-connection` (see CHROMIUM_ARGS) lets it gather on `lo`. On a host
  * with another interface the test passes with or without that flag.
  */
-import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
 import t from 'tap';
 import {
@@ -46,6 +42,7 @@ import {
   spkiPin,
   trustSpkiArgs,
 } from '../fixtures/helpers/browser-chromium.js';
+import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 
 const MESSAGES = 200;
@@ -136,37 +133,6 @@ function pageDiag(result: RelayPairResult | undefined): unknown {
   );
 }
 
-/** A self-signed P-256 certificate for 127.0.0.1 and localhost, made with the openssl CLI. */
-async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string; pem: string }> {
-  const cert = join(dir, 'crt');
-  const key = join(dir, 'key');
-  // Arguments as in the issue; -nodes keeps the key unencrypted for the daemon.
-  await promisify(execFile)(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { timeout: 10000 },
-  );
-  return { cert, key, pem: await readFile(cert, 'utf8') };
-}
-
 const skip =
   !chromiumAvailable() && !process.env['CI'] ? `${CHROMIUM} not installed (CI installs it)` : false;
 
@@ -187,16 +153,15 @@ t.test('headless Chromium through turnpike', { skip, timeout: 60000 }, async (t)
       const tlsArgs: string[] = [];
       let tls: { port: number; pin: string } | undefined;
       if (c.transport === 'tls') {
-        const dir = await mkdtemp(join(tmpdir(), 'turnpike-chromium-tls-'));
-        t.teardown(() => rm(dir, { recursive: true, force: true }));
-        let made: Awaited<ReturnType<typeof selfSignedCertificate>>;
+        const dir = testDir(t, 'turnpike-chromium-tls-');
+        let made: ReturnType<typeof makeCertificate>;
         try {
-          made = await selfSignedCertificate(dir);
+          made = makeCertificate(dir);
         } catch (err) {
           t.fail(`openssl could not make the certificate (.ci/run installs openssl): ${String(err)}`);
           return;
         }
-        tls = { port: await freePort(), pin: spkiPin(made.pem) };
+        tls = { port: await freePort(), pin: spkiPin(await readFile(made.cert, 'utf8')) };
         tlsArgs.push('--tls-listening-port', String(tls.port), '--cert', made.cert, '--pkey', made.key);
       }
       const d = await startDaemon([
