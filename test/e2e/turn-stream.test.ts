@@ -3,17 +3,53 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { AttrType } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
-import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { bindingRequest } from '../fixtures/helpers/stun-client.js';
 import { TestPeer, udpPortFree } from '../fixtures/helpers/turn-client.js';
 import { StreamTurnClient } from '../fixtures/helpers/turn-stream-client.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const USER = ['--realm', 'example.test', '--user', 'alice:wonderland', '--allowed-peer-ip', '127.0.0.1'];
+
+/** The daemon on 127.0.0.1 with `args`, stopped when `t` ends. */
+async function daemon(t: Test, args: readonly string[]): Promise<Daemon> {
+  const d = await startDaemon(['--listening-ip', '127.0.0.1', ...args]);
+  t.teardown(() => d.stop());
+  return d;
+}
+
+/** Options for a TLS listener on `port` with the certificate `pair`. */
+function tlsListener(port: number, pair: { cert: string; key: string }): string[] {
+  return ['--tls-listening-port', String(port), '--cert', pair.cert, '--pkey', pair.key];
+}
+
+/** A TCP (or TLS) TURN client of 127.0.0.1:`port`, as alice unless told otherwise, closed when `t` ends. */
+async function streamClient(
+  t: Test,
+  port: number,
+  opts: { tls?: boolean; username?: string; password?: string; head?: Buffer } = {},
+): Promise<StreamTurnClient> {
+  const client = await StreamTurnClient.connect({
+    host: '127.0.0.1',
+    port,
+    username: 'alice',
+    password: 'wonderland',
+    ...opts,
+  });
+  t.teardown(() => client.close());
+  return client;
+}
+
+/** A UDP peer on 127.0.0.1, closed when `t` ends. */
+async function testPeer(t: Test): Promise<TestPeer> {
+  const peer = await TestPeer.bind('127.0.0.1');
+  t.teardown(() => peer.close());
+  return peer;
+}
 
 /** Subject CN of the certificate a fresh TLS handshake gets. */
 function servedCertificate(port: number): Promise<string> {
@@ -32,30 +68,10 @@ for (const tls of [false, true]) {
     `TURN over ${tls ? 'TLS' : 'TCP'}: ChannelData both ways, allocation ends with the connection`,
     async (t) => {
       const dir = testDir(t);
-      const { cert, key } = makeCertificate(dir, 'turnpike-a');
       const tlsPort = await freePort();
-      const d = await startDaemon([
-        '--listening-ip',
-        '127.0.0.1',
-        ...USER,
-        '--tls-listening-port',
-        String(tlsPort),
-        '--cert',
-        cert,
-        '--pkey',
-        key,
-      ]);
-      t.teardown(() => d.stop());
-      const client = await StreamTurnClient.connect({
-        host: '127.0.0.1',
-        port: tls ? tlsPort : d.port,
-        tls,
-        username: 'alice',
-        password: 'wonderland',
-      });
-      t.teardown(() => client.close());
-      const peer = await TestPeer.bind('127.0.0.1');
-      t.teardown(() => peer.close());
+      const d = await daemon(t, [...USER, ...tlsListener(tlsPort, makeCertificate(dir, 'turnpike-a'))]);
+      const client = await streamClient(t, tls ? tlsPort : d.port, { tls });
+      const peer = await testPeer(t);
       const relayed = await client.allocate();
       await client.channelBind(0x4000, peer.address);
       for (const size of [1, 2, 3, 4, 5, 100, 1201]) {
@@ -93,29 +109,10 @@ t.test(
     writeFileSync(certPath, readFileSync(a.cert));
     writeFileSync(keyPath, readFileSync(a.key));
     const tlsPort = await freePort();
-    const d = await startDaemon([
-      '--listening-ip',
-      '127.0.0.1',
-      ...USER,
-      '--tls-listening-port',
-      String(tlsPort),
-      '--cert',
-      certPath,
-      '--pkey',
-      keyPath,
-    ]);
-    t.teardown(() => d.stop());
+    const d = await daemon(t, [...USER, ...tlsListener(tlsPort, { cert: certPath, key: keyPath })]);
     t.equal(await servedCertificate(tlsPort), 'CN=turnpike-a');
-    const old = await StreamTurnClient.connect({
-      host: '127.0.0.1',
-      port: tlsPort,
-      tls: true,
-      username: 'alice',
-      password: 'wonderland',
-    });
-    t.teardown(() => old.close());
-    const peer = await TestPeer.bind('127.0.0.1');
-    t.teardown(() => peer.close());
+    const old = await streamClient(t, tlsPort, { tls: true });
+    const peer = await testPeer(t);
     await old.allocate();
     await old.channelBind(0x4001, peer.address);
 
@@ -146,36 +143,21 @@ t.test(
 t.test(
   'PROXY protocol: the header address is the client address; without the option it is bad input',
   async (t) => {
-    const d = await startDaemon(['--listening-ip', '127.0.0.1', '--proxy-protocol']);
-    t.teardown(() => d.stop());
+    const d = await daemon(t, ['--proxy-protocol']);
     const v2 = Buffer.concat([
       Buffer.from('0d0a0d0a000d0a515549540a', 'hex'),
       Buffer.from([0x21, 0x11, 0x00, 0x0c]),
       Buffer.from([203, 0, 113, 9, 127, 0, 0, 1]),
       Buffer.from([0x11, 0x5c, 0x0d, 0x96]), // source port 4444, destination 3478
     ]);
-    const viaV2 = await StreamTurnClient.connect({
-      host: '127.0.0.1',
-      port: d.port,
-      username: 'x',
-      password: 'y',
-      head: v2,
-    });
-    t.teardown(() => viaV2.close());
+    const viaV2 = await streamClient(t, d.port, { username: 'x', password: 'y', head: v2 });
     t.same(readAddress(await viaV2.binding(), AttrType.XorMappedAddress), {
       family: 1,
       address: '203.0.113.9',
       port: 4444,
     });
     const v1 = Buffer.from('PROXY TCP6 2001:db8::5 ::1 5555 3478\r\n', 'latin1');
-    const viaV1 = await StreamTurnClient.connect({
-      host: '127.0.0.1',
-      port: d.port,
-      username: 'x',
-      password: 'y',
-      head: v1,
-    });
-    t.teardown(() => viaV1.close());
+    const viaV1 = await streamClient(t, d.port, { username: 'x', password: 'y', head: v1 });
     t.same(readAddress(await viaV1.binding(), AttrType.XorMappedAddress), {
       family: 2,
       address: '2001:db8::5',
@@ -190,8 +172,7 @@ t.test(
     await new Promise((r) => bare.once('close', r));
     t.equal(answered, 0);
 
-    const plain = await startDaemon(['--listening-ip', '127.0.0.1']);
-    t.teardown(() => plain.stop());
+    const plain = await daemon(t, []);
     const s = connect({ host: '127.0.0.1', port: plain.port });
     s.on('error', () => {});
     s.write(Buffer.concat([v2, bindingRequest()]));
@@ -205,16 +186,7 @@ t.test(
 );
 
 t.test('1000 idle connections do not harm a working client; idle ones are closed later', async (t) => {
-  const d = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    ...USER,
-    '--max-tcp-connections-per-ip',
-    '2000',
-    '--tcp-idle-timeout',
-    '4',
-  ]);
-  t.teardown(() => d.stop());
+  const d = await daemon(t, [...USER, '--max-tcp-connections-per-ip', '2000', '--tcp-idle-timeout', '4']);
   const idle: Socket[] = [];
   t.teardown(() => {
     for (const s of idle) s.destroy();
@@ -228,15 +200,8 @@ t.test('1000 idle connections do not harm a working client; idle ones are closed
     if (i % 100 === 99) await sleep(20);
   }
   await sleep(300);
-  const client = await StreamTurnClient.connect({
-    host: '127.0.0.1',
-    port: d.port,
-    username: 'alice',
-    password: 'wonderland',
-  });
-  t.teardown(() => client.close());
-  const peer = await TestPeer.bind('127.0.0.1');
-  t.teardown(() => peer.close());
+  const client = await streamClient(t, d.port);
+  const peer = await testPeer(t);
   const start = Date.now();
   const relayed = await client.allocate();
   await client.channelBind(0x4002, peer.address);
@@ -256,21 +221,9 @@ t.test('1000 idle connections do not harm a working client; idle ones are closed
 
 t.test('a TLS connection stalled in the middle of a frame is closed within the timeout', async (t) => {
   const dir = testDir(t);
-  const { cert, key } = makeCertificate(dir, 'turnpike-a');
+  const pair = makeCertificate(dir, 'turnpike-a');
   const tlsPort = await freePort();
-  const d = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    '--tls-listening-port',
-    String(tlsPort),
-    '--cert',
-    cert,
-    '--pkey',
-    key,
-    '--tcp-frame-timeout',
-    '1',
-  ]);
-  t.teardown(() => d.stop());
+  await daemon(t, [...tlsListener(tlsPort, pair), '--tcp-frame-timeout', '1']);
   const s = tlsConnect({ host: '127.0.0.1', port: tlsPort, rejectUnauthorized: false });
   s.on('error', () => {});
   await new Promise((r) => s.once('secureConnect', r));
@@ -280,19 +233,7 @@ t.test('a TLS connection stalled in the middle of a frame is closed within the t
   const took = Date.now() - start;
   t.ok(took >= 900 && took < 4000, `closed after ${took} ms`);
   // A handshake that never completes is closed too (tls-handshake-timeout 1).
-  const d2 = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    '--tls-listening-port',
-    String(await freePort()),
-    '--cert',
-    cert,
-    '--pkey',
-    key,
-    '--tls-handshake-timeout',
-    '1',
-  ]);
-  t.teardown(() => d2.stop());
+  const d2 = await daemon(t, [...tlsListener(await freePort(), pair), '--tls-handshake-timeout', '1']);
   const tlsPort2 = Number(
     /"transport":"tls","address":"127.0.0.1","port":(\d+)/.exec(d2.lines.join('\n'))?.[1],
   );
@@ -305,24 +246,9 @@ t.test('a TLS connection stalled in the middle of a frame is closed within the t
 
 t.test('a client that stops reading does not grow RSS without bound', async (t) => {
   const http = await freePort();
-  const d = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    ...USER,
-    '--prometheus',
-    '--prometheus-port',
-    String(http),
-  ]);
-  t.teardown(() => d.stop());
-  const client = await StreamTurnClient.connect({
-    host: '127.0.0.1',
-    port: d.port,
-    username: 'alice',
-    password: 'wonderland',
-  });
-  t.teardown(() => client.close());
-  const peer = await TestPeer.bind('127.0.0.1');
-  t.teardown(() => peer.close());
+  const d = await daemon(t, [...USER, '--prometheus', '--prometheus-port', String(http)]);
+  const client = await streamClient(t, d.port);
+  const peer = await testPeer(t);
   const relayed = await client.allocate();
   await client.channelBind(0x4003, peer.address);
   client.socket.pause(); // stop reading: the kernel buffers fill, then turnpike's budget
