@@ -4,28 +4,40 @@
  * datagram socket, the systemd unit verified by systemd-analyze, metrics that count exactly.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { AttrType } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
+import { testDir } from '../fixtures/helpers/certificates.js';
 import { BIN, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { TestPeer, TurnClient, TurnRequestError } from '../fixtures/helpers/turn-client.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function tempDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'turnpike-lifecycle-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+/** Daemon options: on 127.0.0.1, realm example.test with the user alice:wonderland. */
+const ALICE = ['--listening-ip', '127.0.0.1', '--realm', 'example.test', '--user', 'alice:wonderland'];
+const LOOPBACK_PEERS = ['--allowed-peer-ip', '127.0.0.1'];
+
+/** A TURN client of the daemon on 127.0.0.1:`port`, closed when `t` ends. */
+async function turnClient(
+  t: Test,
+  port: number,
+  username = 'alice',
+  password = 'wonderland',
+): Promise<TurnClient> {
+  const client = await TurnClient.connect('127.0.0.1', port, { username, password });
+  t.teardown(() => client.close());
+  return client;
 }
 
-async function relayPair(host: string, port: number, user: string, password: string) {
-  const client = await TurnClient.connect(host, port, { username: user, password });
+/** Alice's allocation with channel 0x4001 bound to a peer on 127.0.0.1; both closed when `t` ends. */
+async function relayPair(t: Test, port: number) {
+  const client = await turnClient(t, port);
   const peer = await TestPeer.bind('127.0.0.1');
+  t.teardown(() => peer.close());
   const { relayed } = await client.allocate();
   await client.channelBind(0x4001, peer.address);
   return { client, peer, relayed };
@@ -41,15 +53,13 @@ async function refusalCode(p: Promise<unknown>): Promise<number | undefined> {
 }
 
 t.test('SIGHUP: users change while an allocation keeps relaying without loss', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t, 'turnpike-lifecycle-');
   const file = join(dir, 'turnpike.json');
   const base = { realm: 'example.test', 'allowed-peer-ip': ['127.0.0.1'], 'listening-ip': ['127.0.0.1'] };
   writeFileSync(file, JSON.stringify({ ...base, user: ['alice:wonderland', 'bob:builder'] }));
   const d = await startDaemon(['--config', file]);
   t.teardown(() => d.stop());
-  const { client, peer } = await relayPair('127.0.0.1', d.port, 'alice', 'wonderland');
-  t.teardown(() => client.close());
-  t.teardown(() => peer.close());
+  const { client, peer } = await relayPair(t, d.port);
 
   const total = 300;
   const sending = (async () => {
@@ -72,11 +82,9 @@ t.test('SIGHUP: users change while an allocation keeps relaying without loss', a
     'reload logged with the user key applied',
   );
 
-  const carol = await TurnClient.connect('127.0.0.1', d.port, { username: 'carol', password: 'secret' });
-  t.teardown(() => carol.close());
+  const carol = await turnClient(t, d.port, 'carol', 'secret');
   t.ok((await carol.allocate()).relayed.port > 0, 'the added user can allocate');
-  const bob = await TurnClient.connect('127.0.0.1', d.port, { username: 'bob', password: 'builder' });
-  t.teardown(() => bob.close());
+  const bob = await turnClient(t, d.port, 'bob', 'builder');
   t.equal(await refusalCode(bob.allocate()), 401, 'the removed user is refused');
 
   // A broken file keeps the running configuration.
@@ -87,8 +95,7 @@ t.test('SIGHUP: users change while an allocation keeps relaying without loss', a
     d.lines.some((l) => l.includes('configuration reload failed') && l.includes('no-such-key')),
     'the failure says which key',
   );
-  const carol2 = await TurnClient.connect('127.0.0.1', d.port, { username: 'carol', password: 'secret' });
-  t.teardown(() => carol2.close());
+  const carol2 = await turnClient(t, d.port, 'carol', 'secret');
   t.ok((await carol2.allocate()).relayed.port > 0, 'the previous configuration still stands');
   await client.sendChannel(0x4001, Buffer.from('still here'));
   t.same((await peer.next()).data, Buffer.from('still here'));
@@ -99,14 +106,8 @@ t.test(
   async (t) => {
     const http = await freePort();
     const d = await startDaemon([
-      '--listening-ip',
-      '127.0.0.1',
-      '--realm',
-      'example.test',
-      '--user',
-      'alice:wonderland',
-      '--allowed-peer-ip',
-      '127.0.0.1',
+      ...ALICE,
+      ...LOOPBACK_PEERS,
       '--alternate-server',
       '192.0.2.7:3479',
       '--drain-timeout',
@@ -116,16 +117,13 @@ t.test(
       String(http),
     ]);
     t.teardown(() => d.stop('SIGKILL'));
-    const { client, peer } = await relayPair('127.0.0.1', d.port, 'alice', 'wonderland');
-    t.teardown(() => client.close());
-    t.teardown(() => peer.close());
+    const { client, peer } = await relayPair(t, d.port);
     t.equal((await fetch(`http://127.0.0.1:${http}/readyz`)).status, 200);
 
     d.proc.kill('SIGTERM');
     await sleep(300);
     t.equal((await fetch(`http://127.0.0.1:${http}/readyz`)).status, 503, 'not ready while draining');
-    const late = await TurnClient.connect('127.0.0.1', d.port, { username: 'alice', password: 'wonderland' });
-    t.teardown(() => late.close());
+    const late = await turnClient(t, d.port);
     let alternate: unknown;
     try {
       await late.allocate();
@@ -153,19 +151,9 @@ t.test(
 );
 
 t.test('drain deadline: exit 0 after drain-timeout even with allocations left', async (t) => {
-  const d = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    '--realm',
-    'example.test',
-    '--user',
-    'alice:wonderland',
-    '--drain-timeout',
-    '1',
-  ]);
+  const d = await startDaemon([...ALICE, '--drain-timeout', '1']);
   t.teardown(() => d.stop('SIGKILL'));
-  const client = await TurnClient.connect('127.0.0.1', d.port, { username: 'alice', password: 'wonderland' });
-  t.teardown(() => client.close());
+  const client = await turnClient(t, d.port);
   await client.allocate();
   const start = Date.now();
   d.proc.kill('SIGTERM');
@@ -176,7 +164,7 @@ t.test('drain deadline: exit 0 after drain-timeout even with allocations left', 
 });
 
 t.test('systemd notify protocol over a real AF_UNIX datagram socket', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t, 'turnpike-lifecycle-');
   const sock = join(dir, 'notify.sock');
   // python3 stands in for systemd: it owns NOTIFY_SOCKET and prints each datagram as a JSON line.
   const listener: ChildProcess = spawn(
@@ -237,7 +225,7 @@ t.test('conf/turnpike.service passes systemd-analyze verify', async (t) => {
     t.comment('systemd-analyze not installed (CI installs systemd): skipped');
     return;
   }
-  const dir = tempDir(t);
+  const dir = testDir(t, 'turnpike-lifecycle-');
   const unit = readFileSync(new URL('../../conf/turnpike.service', import.meta.url), 'utf8')
     // Point ExecStart at this checkout so the verification also checks the real command.
     .replace(
@@ -262,14 +250,8 @@ t.test('conf/turnpike.service passes systemd-analyze verify', async (t) => {
 t.test('metrics count relayed packets, bytes and error codes exactly', async (t) => {
   const http = await freePort();
   const d = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    '--realm',
-    'example.test',
-    '--user',
-    'alice:wonderland',
-    '--allowed-peer-ip',
-    '127.0.0.1',
+    ...ALICE,
+    ...LOOPBACK_PEERS,
     '--prometheus',
     '--prometheus-port',
     String(http),
@@ -280,9 +262,7 @@ t.test('metrics count relayed packets, bytes and error codes exactly', async (t)
     const line = text.split('\n').find((l) => l.startsWith(`${name} `));
     return line === undefined ? 0 : Number(line.slice(name.length + 1));
   };
-  const { client, peer, relayed } = await relayPair('127.0.0.1', d.port, 'alice', 'wonderland');
-  t.teardown(() => client.close());
-  t.teardown(() => peer.close());
+  const { client, peer, relayed } = await relayPair(t, d.port);
   for (let i = 0; i < 100; i++) {
     await client.sendChannel(0x4001, Buffer.alloc(37, i));
     await peer.send(Buffer.alloc(53, i), relayed);
