@@ -133,6 +133,7 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     certificates?.close();
     if (sweepTimer !== undefined) clearInterval(sweepTimer);
     turn?.service.closeAll('shutdown');
+    turn?.pool.closeReservations();
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
   };
   try {

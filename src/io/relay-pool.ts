@@ -31,6 +31,10 @@ const RESERVED = 2;
 /** Held by another process: skipped until the next sweep clears it. */
 const BUSY = 3;
 const RESERVATION_SEC = 30;
+const CAPACITY: RelayResult = Object.freeze({ ok: false, code: 508 });
+
+/** ICMP errors from peers (ECONNREFUSED…) are routine on relay sockets. */
+function ignoreRelayError(): void {}
 const BIND_ATTEMPTS = 16;
 
 class AddressPool {
@@ -91,9 +95,10 @@ export class RelayPool implements RelayAllocator {
   private readonly own = new Set<string>();
   private readonly localByAdvertised = new Map<string, string>();
   private readonly advertisedByLocal = new Map<string, string>();
+  /** Reserved ports (EVEN-PORT R bit) by RESERVATION-TOKEN (hex), each held by a bound socket. */
   private readonly reservations = new Map<
     string,
-    { pool: AddressPool; port: number; expiresAtSec: number }
+    { pool: AddressPool; port: number; socket: Socket; expiresAtSec: number }
   >();
   /** Set after construction (the service and the pool refer to each other). */
   service: TurnService | undefined;
@@ -147,7 +152,12 @@ export class RelayPool implements RelayAllocator {
     requests: readonly RelayRequest[],
     done: (results: RelayResult[]) => void,
   ): void {
-    const finish = (results: RelayResult[]): void => {
+    // Callbacks rather than promises: this runs once per Allocate, and the setup rate is a target.
+    const results: RelayResult[] = new Array(requests.length);
+    let left = requests.length;
+    const settle = (i: number, result: RelayResult): void => {
+      results[i] = result;
+      if (--left > 0) return;
       try {
         done(results);
       } catch (err) {
@@ -157,56 +167,81 @@ export class RelayPool implements RelayAllocator {
         );
       }
     };
-    Promise.all(requests.map((r) => this.bindOne(owner, r))).then(finish, (err: unknown) => {
-      this.log.error({ err: (err as Error).message }, 'relay allocation failed');
-      finish(requests.map(() => ({ ok: false, code: 508 }) as const));
-    });
+    for (let i = 0; i < requests.length; i++) {
+      this.bindOne(owner, requests[i]!, BIND_ATTEMPTS, (result) => settle(i, result));
+    }
   }
 
-  private async bindOne(owner: Allocation, request: RelayRequest): Promise<RelayResult> {
+  private bindOne(
+    owner: Allocation,
+    request: RelayRequest,
+    attemptsLeft: number,
+    cb: (result: RelayResult) => void,
+  ): void {
     if (request.reservationToken !== undefined) {
+      // The port was bound when it was reserved: the held socket becomes the relay.
       const key = request.reservationToken.toString('hex');
       const r = this.reservations.get(key);
-      if (r === undefined || r.pool.state[r.port] !== RESERVED) return { ok: false, code: 508 };
+      if (r === undefined) {
+        cb(CAPACITY);
+        return;
+      }
       this.reservations.delete(key);
       r.pool.state[r.port] = USED;
-      const socket = await this.bind(r.pool, r.port);
-      if (socket === undefined) {
-        this.release(r.pool, r.port);
-        return { ok: false, code: 508 };
-      }
-      return { ok: true, relay: this.wire(owner, r.pool, r.port, socket), reservationToken: undefined };
+      cb({ ok: true, relay: this.wire(owner, r.pool, r.port, r.socket), reservationToken: undefined });
+      return;
     }
-    for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
-      const pool = this.pick(request.family);
-      if (pool === undefined) return { ok: false, code: 508 };
-      const port = this.choosePort(pool, request.evenPort, request.reserveNext);
-      if (port < 0) return { ok: false, code: 508 };
-      pool.state[port] = USED;
+    if (attemptsLeft <= 0) {
+      cb(CAPACITY);
+      return;
+    }
+    const pool = this.pick(request.family);
+    if (pool === undefined) {
+      cb(CAPACITY);
+      return;
+    }
+    const port = this.choosePort(pool, request.evenPort, request.reserveNext);
+    if (port < 0) {
+      cb(CAPACITY);
+      return;
+    }
+    pool.state[port] = USED;
+    pool.free--;
+    if (request.reserveNext) {
+      pool.state[port + 1] = RESERVED;
       pool.free--;
-      if (request.reserveNext) {
-        pool.state[port + 1] = RESERVED;
-        pool.free--;
-      }
-      const socket = await this.bind(pool, port);
+    }
+    this.bind(pool, port, (socket) => {
       if (socket === undefined) {
         pool.state[port] = BUSY; // another process holds it; the sweep frees the mark later
         if (request.reserveNext) this.release(pool, port + 1);
-        continue;
+        this.bindOne(owner, request, attemptsLeft - 1, cb);
+        return;
       }
-      let token: Buffer | undefined;
-      if (request.reserveNext) {
-        token = randomBytes(8);
-        const nowSec = Math.floor(Date.now() / 1000);
+      if (!request.reserveNext) {
+        cb({ ok: true, relay: this.wire(owner, pool, port, socket), reservationToken: undefined });
+        return;
+      }
+      // RFC 8656 §7.2: port + 1 is held for the RESERVATION-TOKEN, bound now so that no other process
+      // can take it before the token is redeemed. Datagrams reaching it meanwhile have no listener.
+      this.bind(pool, port + 1, (held) => {
+        if (held === undefined) {
+          socket.close();
+          this.release(pool, port);
+          pool.state[port + 1] = BUSY;
+          this.bindOne(owner, request, attemptsLeft - 1, cb);
+          return;
+        }
+        const token = randomBytes(8);
         this.reservations.set(token.toString('hex'), {
           pool,
           port: port + 1,
-          expiresAtSec: nowSec + RESERVATION_SEC,
+          socket: held,
+          expiresAtSec: Math.floor(Date.now() / 1000) + RESERVATION_SEC,
         });
-      }
-      return { ok: true, relay: this.wire(owner, pool, port, socket), reservationToken: token };
-    }
-    return { ok: false, code: 508 };
+        cb({ ok: true, relay: this.wire(owner, pool, port, socket), reservationToken: token });
+      });
+    });
   }
 
   /** The pool of `family` with the most free ports. */
@@ -231,32 +266,36 @@ export class RelayPool implements RelayAllocator {
     return -1;
   }
 
-  private bind(pool: AddressPool, port: number): Promise<Socket | undefined> {
+  /** Binds a relay socket to `port` of `pool`'s address; `cb(undefined)` when the port is taken or the bind fails. */
+  private bind(pool: AddressPool, port: number, cb: (socket: Socket | undefined) => void): void {
     const { family, local } = pool.address;
-    return new Promise((resolve) => {
-      const socket = createSocket({
+    let socket: Socket;
+    try {
+      socket = createSocket({
         type: family === 6 ? 'udp6' : 'udp4',
         ipv6Only: family === 6,
         lookup: ipLiteralLookup,
       });
-      const onError = (err: NodeJS.ErrnoException): void => {
-        socket.close();
-        if (err.code !== 'EADDRINUSE')
-          this.log.warn({ err: err.message, address: local, port }, 'relay bind failed');
-        resolve(undefined);
-      };
-      socket.once('error', onError);
-      socket.bind({ address: local, port, exclusive: true }, () => {
-        socket.off('error', onError);
-        socket.on('error', () => {
-          // ICMP errors from peers (ECONNREFUSED…) are routine on relay sockets.
-        });
-        if (this.sockBufSize > 0) {
-          socket.setRecvBufferSize(this.sockBufSize);
-          socket.setSendBufferSize(this.sockBufSize);
-        }
-        resolve(socket);
-      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, address: local, port }, 'relay socket failed');
+      cb(undefined);
+      return;
+    }
+    const onError = (err: NodeJS.ErrnoException): void => {
+      socket.close();
+      if (err.code !== 'EADDRINUSE')
+        this.log.warn({ err: err.message, address: local, port }, 'relay bind failed');
+      cb(undefined);
+    };
+    socket.once('error', onError);
+    socket.bind({ address: local, port, exclusive: true }, () => {
+      socket.off('error', onError);
+      socket.on('error', ignoreRelayError);
+      if (this.sockBufSize > 0) {
+        socket.setRecvBufferSize(this.sockBufSize);
+        socket.setSendBufferSize(this.sockBufSize);
+      }
+      cb(socket);
     });
   }
 
@@ -276,11 +315,21 @@ export class RelayPool implements RelayAllocator {
     }
   }
 
+  /** Closes the sockets holding reserved ports (shutdown). */
+  closeReservations(): void {
+    for (const r of this.reservations.values()) {
+      r.socket.close();
+      this.release(r.pool, r.port);
+    }
+    this.reservations.clear();
+  }
+
   /** Expires reservations; forgets ports marked busy by other processes so they are tried again. */
   sweep(nowSec: number): void {
     for (const [key, r] of this.reservations) {
       if (r.expiresAtSec > nowSec) continue;
       this.reservations.delete(key);
+      r.socket.close();
       if (r.pool.state[r.port] === RESERVED) this.release(r.pool, r.port);
     }
     if (nowSec % 60 === 0) {

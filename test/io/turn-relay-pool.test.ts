@@ -77,6 +77,7 @@ t.test('EVEN-PORT reservations: token for port + 1, single use, expire after 30 
   t.ok(even.ok && even.relay.port === start, 'even port');
   const token = even.ok ? even.reservationToken : undefined;
   t.equal(token?.length, 8, 'token');
+  t.notOk(await udpPortFree(start + 1), 'port + 1 is held by a bound socket: no other process can take it');
   t.equal((await one(pool)).ok, false, 'the reserved port is not handed out to others: 508');
   const odd = await one(pool, request({ reservationToken: token }));
   t.ok(odd.ok && odd.relay.port === start + 1, 'the token gets port + 1');
@@ -90,13 +91,34 @@ t.test('EVEN-PORT reservations: token for port + 1, single use, expire after 30 
   const nowSec = Math.floor(Date.now() / 1000);
   pool.sweep(nowSec + 29);
   t.equal((await one(pool)).ok, false, 'still reserved after 29 s');
+  t.notOk(await udpPortFree(start + 1), 'still held');
   pool.sweep(nowSec + 31);
+  t.ok(await udpPortFree(start + 1), 'expired: the holding socket is closed');
   t.equal((await one(pool, request({ reservationToken: token2 }))).ok, false, 'expired token: 508');
   const plain = await one(pool);
   t.ok(plain.ok && plain.relay.port === start + 1, 'port + 1 is free again');
   if (plain.ok) plain.relay.close();
   if (again.ok) again.relay.close();
 });
+
+t.test(
+  'EVEN-PORT when port + 1 is held by another process: another pair; shutdown frees reservations',
+  async (t) => {
+    const { pool, start } = await makePool(4);
+    const holder = await TestPeer.bind('127.0.0.1', start + 1);
+    const r = await one(pool, request({ evenPort: true, reserveNext: true }));
+    t.ok(r.ok && r.relay.port === start + 2, 'the pair whose odd port is free');
+    t.ok(await udpPortFree(start), 'the even port of the refused pair was let go');
+    await holder.close();
+    t.notOk(await udpPortFree(start + 3), 'its port + 1 is held');
+    pool.closeReservations();
+    t.ok(await udpPortFree(start + 3), 'closeReservations frees it');
+    if (r.ok) {
+      t.equal((await one(pool, request({ reservationToken: r.reservationToken }))).ok, false, 'token gone');
+      r.relay.close();
+    }
+  },
+);
 
 t.test('ports held by another process are skipped until the minute sweep', async (t) => {
   const { pool, start } = await makePool(2);

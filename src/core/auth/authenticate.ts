@@ -117,6 +117,9 @@ const OFFERED_FEATURES = SecurityFeature.PasswordAlgorithms | SecurityFeature.Us
 /** RFC 8489 §14.3: USERNAME is fewer than 509 bytes; a little slack, then it is malformed. */
 const MAX_USERNAME_BYTES = 512;
 
+/** REST keys kept per authenticator; a username is under 513 bytes, so this is at most a few MiB. */
+const REST_KEY_CACHE = 4096;
+
 /** Attribute indexes the checks need, found in one pass. */
 interface Found {
   username: number;
@@ -136,6 +139,8 @@ export class Authenticator {
   private readonly secrets: readonly string[];
   private readonly isRevoked: ((userId: string, nowSec: number) => boolean) | undefined;
   private readonly nonces: NonceCodec;
+  /** REST long-term keys by secret number, algorithm and username (see restKey). */
+  private readonly restKeys = new Map<string, Buffer>();
   /** Used only to spend an unknown user's refusal on an HMAC like a known user's. */
   private readonly dummyKey: Buffer;
   private readonly found: Found = {
@@ -221,10 +226,19 @@ export class Authenticator {
     if (rest.expirySec < nowSec) return AUTH_FAILURES['expired-username'];
 
     // 7. REST: any of the secrets may have issued the password.
-    const algorithm = useSha256Key ? 'sha256' : 'md5';
-    for (const secret of this.secrets) {
-      const key = longTermKey(username, this.realm, restPassword(secret, username), algorithm);
+    for (let s = 0; s < this.secrets.length; s++) {
+      const id = `${s}${useSha256Key ? 's' : 'm'}${username}`;
+      const cached = this.restKeys.get(id);
+      const key =
+        cached ??
+        longTermKey(
+          username,
+          this.realm,
+          restPassword(this.secrets[s]!, username),
+          useSha256Key ? 'sha256' : 'md5',
+        );
       if (verify(view, sha256, key)) {
+        if (cached === undefined) this.cacheRestKey(id, key);
         // 8. Revoked by the operator before its expiry.
         if (this.isRevoked?.(rest.userId, nowSec) === true) return AUTH_FAILURES.revoked;
         return { ok: true, username, userId: rest.userId, key, integrity: sha256 ? 'sha256' : 'sha1' };
@@ -277,6 +291,21 @@ export class Authenticator {
     if (key === undefined) return AUTH_FAILURES['unsupported-algorithm'];
     if (!verify(view, sha256, key)) return AUTH_FAILURES['bad-integrity'];
     return { ok: true, username, userId: username, key, integrity: sha256 ? 'sha256' : 'sha1' };
+  }
+
+  /**
+   * Keeps a verified REST key: later requests with the same username (Allocate, permissions,
+   * channels, a Refresh every few minutes) skip both digests, and reuse the key's precomputed HMAC
+   * state (integrity.ts keeps those per key Buffer). Only keys that verified are kept, so requests
+   * with made-up usernames cannot push real ones out. Bounded; when full, the oldest goes. The cache
+   * lives as long as this authenticator (a reload with new secrets builds a new one).
+   */
+  private cacheRestKey(id: string, key: Buffer): void {
+    if (this.restKeys.size >= REST_KEY_CACHE) {
+      const oldest = this.restKeys.keys().next().value;
+      if (oldest !== undefined) this.restKeys.delete(oldest);
+    }
+    this.restKeys.set(id, key);
   }
 
   private unknownUser(view: StunView, sha256: boolean): AuthFailure {

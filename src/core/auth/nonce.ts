@@ -19,7 +19,8 @@
  * or port, and the feature bits cannot be altered by a man in the middle (bid-down protection,
  * §9.2.1): any change to the nonce breaks its MAC.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { HmacKey } from '../crypto/hmac.js';
 
 /** RFC 8489 §9.2: the nonce cookie prefix. */
 export const NONCE_COOKIE = 'obMatJos2';
@@ -48,6 +49,8 @@ const COOKIE_LENGTH = 13; // "obMatJos2" + 4 base64 characters
 const BODY_BYTES = 12;
 const MAC_BYTES = 8;
 const COOKIE_BYTES = Buffer.from(NONCE_COOKIE, 'latin1');
+/** Room for the client IP text in the MAC input (IPv6 with a zone fits; longer text is hashed from a copy). */
+const MAX_IP_TEXT = 64;
 
 const STD_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -88,20 +91,21 @@ function decodeGroup(src: Buffer, off: number, table: Int8Array): number {
  * instance is for one thread of control (which is all a Node process has).
  */
 export class NonceCodec {
-  private readonly secret: Buffer;
+  private readonly key: HmacKey;
   private readonly lifetimeSec: number;
   /** Issue output: a view of it is returned by `issue` and valid until the next call. */
   private readonly out = Buffer.alloc(COOKIE_NONCE_LENGTH);
   /** Decoded body of the nonce being checked, and the fixed-size part of the MAC input. */
   private readonly body = Buffer.alloc(BODY_BYTES);
-  private readonly macInput = Buffer.alloc(10);
+  private readonly macInput = Buffer.alloc(10 + MAX_IP_TEXT);
+  private readonly macOutput = Buffer.alloc(32);
 
   constructor(secret: Buffer, lifetimeSec: number) {
     if (secret.length < 16) throw new RangeError('nonce secret must be at least 16 bytes');
     if (!Number.isInteger(lifetimeSec) || lifetimeSec <= 0) {
       throw new RangeError('nonce lifetime must be a positive whole number of seconds');
     }
-    this.secret = Buffer.from(secret);
+    this.key = new HmacKey('sha256', secret);
     this.lifetimeSec = lifetimeSec;
   }
 
@@ -164,12 +168,20 @@ export class NonceCodec {
     return features === null ? 0 : features | NONCE_HAS_COOKIE;
   }
 
-  /** HMAC-SHA256 over issue time ‖ cookie flag ‖ features ‖ port ‖ IP text. */
+  /** HMAC-SHA256 over issue time ‖ cookie flag ‖ features ‖ port ‖ IP text, in a scratch buffer valid until the next call. */
   private mac(issued: number, features: number | null, ip: string, port: number): Buffer {
     const m = this.macInput;
     m.writeUInt32BE(issued, 0);
     m.writeUInt32BE(features === null ? 0 : (0x01000000 | (features & 0xffffff)) >>> 0, 4);
     m.writeUInt16BE(port & 0xffff, 8);
-    return createHmac('sha256', this.secret).update(m).update(ip, 'latin1').digest();
+    const k = this.key.begin();
+    if (ip.length <= MAX_IP_TEXT) {
+      const n = m.write(ip, 10, 'latin1');
+      k.update(m, 0, 10 + n);
+    } else {
+      k.update(m, 0, 10).update(Buffer.from(ip, 'latin1'));
+    }
+    k.end(this.macOutput, 0);
+    return this.macOutput;
   }
 }

@@ -4,10 +4,33 @@
  * message up to the attribute with the header's length field rewritten as if the attribute were
  * the last one. Comparisons are constant-time.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { FINGERPRINT_XOR, HEADER_LENGTH } from '../constants.js';
+import { HmacKey } from '../crypto/hmac.js';
 import type { StunView } from './decode.js';
+
+/**
+ * Precomputed HMAC keys by key buffer. Long-term keys are derived once per user (static users) or
+ * cached by the authenticator (REST), so the same Buffer comes back request after request; a key
+ * nobody holds any more is collected with its entry.
+ */
+const SHA1_KEYS = new WeakMap<Buffer, HmacKey>();
+const SHA256_KEYS = new WeakMap<Buffer, HmacKey>();
+
+/** The precomputed HMAC key for `key`. */
+export function hmacKey(algorithm: 'sha1' | 'sha256', key: Buffer): HmacKey {
+  const cache = algorithm === 'sha1' ? SHA1_KEYS : SHA256_KEYS;
+  let k = cache.get(key);
+  if (k === undefined) {
+    k = new HmacKey(algorithm, key);
+    cache.set(key, k);
+  }
+  return k;
+}
+
+/** Header scratch for the rewritten length field. */
+const LENGTH_FIELD = Buffer.alloc(2);
 
 /** HMAC over `buf[0..end)` with the header length replaced by `adjustedLength`. */
 export function hmacWithLength(
@@ -17,10 +40,11 @@ export function hmacWithLength(
   end: number,
   adjustedLength: number,
 ): Buffer {
-  const header = Buffer.allocUnsafe(HEADER_LENGTH);
-  buf.copy(header, 0, 0, HEADER_LENGTH);
-  header.writeUInt16BE(adjustedLength, 2);
-  return createHmac(algorithm, key).update(header).update(buf.subarray(HEADER_LENGTH, end)).digest();
+  const k = hmacKey(algorithm, key);
+  LENGTH_FIELD.writeUInt16BE(adjustedLength, 0);
+  const out = Buffer.allocUnsafe(k.length);
+  k.begin().update(buf, 0, 2).update(LENGTH_FIELD, 0, 2).update(buf, 4, end).end(out, 0);
+  return out;
 }
 
 /** Verifies MESSAGE-INTEGRITY with `key`. False when absent or wrong. */
