@@ -66,7 +66,12 @@ export class StunCore {
    */
   handle(buf: Buffer, address: string, port: number, endpoint?: ClientEndpoint): Buffer | null {
     const view = this.view;
-    if (decodeStunInto(buf, view) !== null) {
+    const failure = decodeStunInto(buf, view);
+    if (failure !== null) {
+      // Well formed but with more attributes than the index holds: a request gets 400 (RFC 8489
+      // §6.3.1.1 leaves the limit to the server); anything else malformed is dropped silently.
+      if (failure === 'too-many-attrs' && view.cls === Class.Request)
+        return this.error(view, 400, address, endpoint);
       this.stats.droppedMalformed++;
       return null;
     }

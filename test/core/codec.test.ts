@@ -202,6 +202,10 @@ t.test('decode refuses malformed input with a reason, never throws', async (t) =
   const many = new StunWriter(2048).start(Method.Binding, Class.Request, tid);
   for (let i = 0; i < 60; i++) many.addFlag(0x8100 + i);
   cases.push(['too many attributes', many.finish(), 'too-many-attrs']);
+  // Too many, and malformed after the index is full: malformed wins.
+  const manyBad = Buffer.concat([many.finish(), Buffer.from([0x80, 0x22, 0x00, 0x08, 1, 2, 3, 4])]);
+  manyBad.writeUInt16BE(manyBad.length - 20, 2);
+  cases.push(['too many attributes, then a truncated one', manyBad, 'attr']);
   for (const [name, buf, reason] of cases) {
     const r = decodeStun(buf);
     t.same(r.ok ? 'ok' : r.reason, reason, name);

@@ -91,3 +91,20 @@ t.test('indications, responses, malformed bytes and other methods', async (t) =>
   t.same(readErrorCode(other)?.code, 400);
   t.equal(c.stats.errorResponses.get(400), 1);
 });
+
+t.test(
+  'a request with more attributes than the index holds → 400; such an indication is dropped',
+  async (t) => {
+    const c = new StunCore({ software: undefined, reasonPhrases: false });
+    const w = new StunWriter(2048).start(Method.Binding, Class.Request, Buffer.alloc(12, 7));
+    for (let i = 0; i < 60; i++) w.addFlag(0x8100 + i);
+    const res = answer(c, w.finish());
+    t.ok(res, 'answered');
+    t.equal(res?.cls, Class.Error);
+    t.equal(res === null ? undefined : readErrorCode(res)?.code, 400);
+    t.same(res?.buf.subarray(8, 20), Buffer.alloc(12, 7), 'same transaction ID');
+    const ind = new StunWriter(2048).start(Method.Binding, Class.Indication, Buffer.alloc(12, 7));
+    for (let i = 0; i < 60; i++) ind.addFlag(0x8100 + i);
+    t.equal(c.handle(ind.finish(), '192.0.2.33', 40000), null, 'indication dropped');
+  },
+);

@@ -90,6 +90,7 @@ export function decodeStunInto(buf: Buffer, view: StunView): DecodeFailure | nul
 
   let off = HEADER_LENGTH;
   let n = 0;
+  let overflow = false;
   while (off < buf.length) {
     if (off + 4 > buf.length) return 'attr';
     const t = buf.readUInt16BE(off);
@@ -113,8 +114,9 @@ export function decodeStunInto(buf: Buffer, view: StunView): DecodeFailure | nul
       if (len !== 20) return 'attr';
       view.integrityAt = off;
     }
-    if (index) {
-      if (n >= view.attrType.length) return 'too-many-attrs';
+    if (index && n >= view.attrType.length) {
+      overflow = true; // keep checking the structure: a malformed message is 'attr', not this
+    } else if (index) {
       view.attrType[n] = t;
       view.attrOff[n] = off + 4;
       view.attrLen[n] = len;
@@ -124,6 +126,7 @@ export function decodeStunInto(buf: Buffer, view: StunView): DecodeFailure | nul
   }
   if (off !== buf.length) return 'attr'; // last attribute's padding runs past the end
   view.attrCount = n;
+  if (overflow) return 'too-many-attrs';
   return null;
 }
 
