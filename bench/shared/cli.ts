@@ -1,8 +1,9 @@
 /** Command-line handling shared by bench/binding and bench/compare. */
 import { join, resolve } from 'node:path';
+import { UsageError } from '../../src/bench/options.js';
 
-/** A bad option: printed with the usage text, exit code 2. */
-export class UsageError extends Error {}
+/** Bounded number options and the usage error, as turnpike-bench parses them. */
+export { int as integerOption, num as numberOption, UsageError } from '../../src/bench/options.js';
 
 /** parseArgs declarations of the options both benchmarks take, with the same meaning in each. */
 export const COMMON_OPTIONS = {
@@ -32,34 +33,6 @@ export function parseCommandLine<T extends object>(parse: () => T | undefined, u
     return 0;
   }
   return options;
-}
-
-/** `--<name>` as a number in [min, max], or `fallback` when it is absent. */
-export function numberOption(
-  raw: string | undefined,
-  name: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be in [${min}, ${max}]`);
-  return n;
-}
-
-/** `--<name>` as an integer in [min, max], or `fallback` when it is absent. */
-export function integerOption(
-  raw: string | undefined,
-  name: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const n = numberOption(raw, name, fallback, min, max);
-  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer`);
-  return n;
 }
 
 /** The non-empty, trimmed items of a comma-separated list. */

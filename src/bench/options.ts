@@ -104,7 +104,14 @@ export interface BenchOptions {
   readonly pin: boolean;
 }
 
-function num(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
+/** `--<name>` as a number in [min, max], or `fallback` when it is absent (also used by bench/). */
+export function num(
+  raw: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
@@ -113,7 +120,14 @@ function num(raw: string | undefined, name: string, fallback: number, min: numbe
   return n;
 }
 
-function int(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
+/** `--<name>` as an integer in [min, max], or `fallback` when it is absent (also used by bench/). */
+export function int(
+  raw: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const n = num(raw, name, fallback, min, max);
   if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer`);
   return n;
