@@ -16,7 +16,7 @@
  * itself could not keep up. Each packet is a fresh buffer (never reused after send()), stamped just
  * before it is sent.
  */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import { AttrType, Class, Method } from '../core/constants.js';
 import { messageType } from '../core/stun/decode.js';
 import { StunWriter } from '../core/stun/encode.js';
@@ -33,6 +33,7 @@ import {
 import { threadCpuSeconds } from './proc.js';
 import { CredentialCache, SetupFailure, TurnSession, withConcurrency } from './turn-session.js';
 import type { EngineConfig, PhaseReport, SetupReport, WindowReport } from './types.js';
+import { literalSocket } from './udp.js';
 
 /** The channel every allocation binds (channels are per allocation, so one number serves all). */
 export const BENCH_CHANNEL = 0x4000;
@@ -45,19 +46,6 @@ const MAX_BACKLOG_MS = 100;
 const QUIET_MS = 200;
 const DRAIN_MAX_MS = 1000;
 const CLEANUP_MAX_MS = 5000;
-
-/** A synchronous lookup for IP literals: send() then skips dns.lookup (a tick and a closure). */
-function literalLookup(
-  hostname: string,
-  _options: unknown,
-  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  callback(null, hostname, hostname.includes(':') ? 6 : 4);
-}
-
-function udpType(address: string): 'udp4' | 'udp6' {
-  return address.includes(':') ? 'udp6' : 'udp4';
-}
 
 export function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
@@ -203,7 +191,7 @@ export class Engine {
   }
 
   private async openPeer(): Promise<Peer> {
-    const socket = createSocket({ type: udpType(this.config.peerIp), lookup: literalLookup });
+    const socket = literalSocket(this.config.peerIp);
     const peer = new Peer(socket);
     await this.bind(socket, this.config.peerIp);
     this.applyBuffers(socket);
@@ -219,7 +207,7 @@ export class Engine {
 
   private async openClientSocket(): Promise<{ socket: Socket; session: TurnSession }> {
     const { server, clientIp } = this.config;
-    const socket = createSocket({ type: udpType(server.address), lookup: literalLookup });
+    const socket = literalSocket(server.address);
     const session = new TurnSession((buf) => socket.send(buf), this.creds);
     try {
       await this.bind(socket, clientIp);

@@ -13,23 +13,16 @@
  *
  * Sockets use a synchronous IP-literal lookup, as turnpike's do, so neither pays for dns.lookup.
  */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import { AttrType, Class, Method } from '../core/constants.js';
 import { readAddress, readChannelNumber, readUint32 } from '../core/stun/attrs.js';
 import { decodeStunInto, StunView } from '../core/stun/decode.js';
 import { StunWriter } from '../core/stun/encode.js';
 import type { HostPort } from './types.js';
+import { literalSocket } from './udp.js';
 
 const MAX_ALLOCATIONS = 200_000;
 const LIFETIME_SEC = 600;
-
-function literalLookup(
-  hostname: string,
-  _options: unknown,
-  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  callback(null, hostname, hostname.includes(':') ? 6 : 4);
-}
 
 class FwdAllocation {
   readonly clientAddress: string;
@@ -74,7 +67,7 @@ export class Forwarder {
   }
 
   async listen(address: string, port: number): Promise<HostPort> {
-    const socket = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
+    const socket = literalSocket(address);
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind({ address, port, exclusive: true }, () => {
@@ -239,7 +232,7 @@ export class Forwarder {
     const a = new FwdAllocation(rinfo.address, rinfo.port);
     this.byPort.set(rinfo.port, a);
     const req = Buffer.from(request); // the datagram is only ours during this callback
-    const relay = createSocket({ type: this.address.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
+    const relay = literalSocket(this.address);
     relay.once('error', () => {
       relay.close();
       this.byPort.delete(rinfo.port);
