@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
+import { fixed, int, table } from '../../src/bench/report.js';
 import type { Target, TargetName } from './targets.js';
 import type { ClientResult } from './types.js';
 
@@ -148,22 +149,6 @@ export function ratios(summaries: readonly TargetSummary[]): Ratio[] {
   return out;
 }
 
-const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-const fixed = (n: number, digits: number): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
-const thousands = (n: number): string => (Number.isFinite(n) ? int.format(n) : '-');
-const optional = (n: number | undefined, digits: number): string =>
-  n === undefined ? '-' : fixed(n, digits);
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
-
 /** The human-readable report: the per-target table, then ratios, then notes. */
 export function formatReport(summaries: readonly TargetSummary[], ratioList: readonly Ratio[]): string {
   const rows = summaries.map((s) => {
@@ -171,15 +156,15 @@ export function formatReport(summaries: readonly TargetSummary[], ratioList: rea
     const saturated = isClientSaturated(s) ? ' !' : '';
     return [
       s.target,
-      thousands(s.medianRequestsPerSec),
-      `${thousands(s.minRequestsPerSec)}–${thousands(s.maxRequestsPerSec)}`,
+      int(s.medianRequestsPerSec),
+      `${int(s.minRequestsPerSec)}–${int(s.maxRequestsPerSec)}`,
       String(s.rounds),
       fixed(s.medianLossPct, 2),
       fixed(s.medianClientCpuPct, 0) + saturated,
-      optional(s.medianServerCpuPct, 0),
-      optional(s.medianServerUsPerRequest, 2),
-      optional(s.medianOtherCpuPct, 0),
-      optional(s.medianStealPct, 0),
+      fixed(s.medianServerCpuPct, 0),
+      fixed(s.medianServerUsPerRequest, 2),
+      fixed(s.medianOtherCpuPct, 0),
+      fixed(s.medianStealPct, 0),
     ];
   });
   const header = ['target', 'req/s (median)', 'min–max', 'rounds', 'loss %', 'client CPU %', 'server CPU %'];
