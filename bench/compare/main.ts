@@ -254,6 +254,22 @@ function noise(r: TrialResult | undefined): string {
   return `, other CPU ${f0(r.machine.otherCpuPct)}%, steal ${f0(r.machine.stealPct)}%`;
 }
 
+/** Runs one workload of a round: a failure of the tool is recorded in `rec` and logged, and the round goes on. */
+async function workload(
+  ctx: Context,
+  rec: TargetRound,
+  what: string,
+  run: () => Promise<void>,
+): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    if (!(err instanceof ToolFailure)) throw err;
+    rec.errors.push(err.message);
+    ctx.log(`round ${rec.round} ${rec.target} ${what} FAILED: ${err.message}`);
+  }
+}
+
 /** Best rates of earlier rounds, to start later searches near them (fewer doubling steps). */
 const previousBest = new Map<string, number>();
 
@@ -264,7 +280,7 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
   try {
     const base = serverArgs(ctx, target, server);
     if (!o.skip.has('latency') && !ctx.abort.aborted) {
-      try {
+      await workload(ctx, rec, 'latency', async () => {
         const out = await runTool(
           ctx.tool,
           label('latency'),
@@ -298,14 +314,10 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
         ctx.log(
           `round ${round} ${target.name.padEnd(10)} latency: RTT p50 ${f0(r.latency.p50Us)} µs, p99 ${f0(r.latency.p99Us)} µs, loss ${f2(r.lossPct)}%${noise(r)}`,
         );
-      } catch (err) {
-        if (!(err instanceof ToolFailure)) throw err;
-        rec.errors.push(err.message);
-        ctx.log(`round ${round} ${target.name} latency FAILED: ${err.message}`);
-      }
+      });
     }
     if (!o.skip.has('cpu') && !ctx.abort.aborted) {
-      try {
+      await workload(ctx, rec, 'cpu', async () => {
         const out = await runTool(
           ctx.tool,
           label('cpu'),
@@ -341,11 +353,7 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
             (r.metrics === undefined ? '' : `, metrics ${rec.cpu.metricsAgree ? 'agree' : 'DISAGREE'}`) +
             `)${noise(r)}`,
         );
-      } catch (err) {
-        if (!(err instanceof ToolFailure)) throw err;
-        rec.errors.push(err.message);
-        ctx.log(`round ${round} ${target.name} cpu FAILED: ${err.message}`);
-      }
+      });
     }
     if (!o.skip.has('rate')) {
       for (const { size, allocations } of RATE_CONFIGS) {
@@ -353,7 +361,7 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
         const key = rateKey(size, allocations);
         const prev = previousBest.get(`${target.name} ${key}`);
         const start = prev === undefined ? 10_000 : Math.max(1000, Math.round(prev * 0.75));
-        try {
+        await workload(ctx, rec, `rate ${key}`, async () => {
           const out = await runTool(
             ctx.tool,
             label(`rate ${key}`),
@@ -401,11 +409,7 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
               `${s.toolLimited ? ' (tool-limited)' : ''} in ${s.trials.length} trials, ` +
               `${f2(rr.cpuUsPerPacket)} µs/packet, setup ${f0(rr.allocatePerSec)} Allocate/s${noise(s.best)}`,
           );
-        } catch (err) {
-          if (!(err instanceof ToolFailure)) throw err;
-          rec.errors.push(err.message);
-          ctx.log(`round ${round} ${target.name} rate ${key} FAILED: ${err.message}`);
-        }
+        });
       }
     }
     if (server.child.process.exitCode !== null || server.child.process.signalCode !== null) {
@@ -434,45 +438,43 @@ async function measureRss(ctx: Context, target: Target, round: number, rec: Targ
     return v;
   };
   try {
-    const base = serverArgs(ctx, target, server);
-    const idleKiB = kib();
-    const a = await holdAllocations(
-      ctx.tool,
-      `${target.name} r${round} rss 1k`,
-      [...base, '--allocations', '1000'],
-      300_000,
-    );
-    held.push(a.child);
-    const at1kKiB = await settle();
-    let at10kKiB: number | undefined;
-    let active10k = a.active;
-    let note = ctx.tenK.note;
-    if (ctx.tenK.ok && !ctx.abort.aborted) {
-      const b = await holdAllocations(
+    await workload(ctx, rec, 'rss', async () => {
+      const base = serverArgs(ctx, target, server);
+      const idleKiB = kib();
+      const a = await holdAllocations(
         ctx.tool,
-        `${target.name} r${round} rss 10k`,
-        [...base, '--allocations', '9000'],
-        600_000,
+        `${target.name} r${round} rss 1k`,
+        [...base, '--allocations', '1000'],
+        300_000,
       );
-      held.push(b.child);
-      at10kKiB = await settle();
-      active10k = a.active + b.active;
-      if (b.active < 9000) note = `only ${b.active} of 9000 further allocations succeeded`;
-    }
-    const added = active10k - a.active;
-    const perAllocationKiB =
-      at1kKiB === undefined || at10kKiB === undefined || added <= 0
-        ? undefined
-        : (at10kKiB - at1kKiB) / added;
-    rec.rss = { idleKiB, at1kKiB, at10kKiB, active1k: a.active, active10k, perAllocationKiB, note };
-    ctx.log(
-      `round ${round} ${target.name.padEnd(10)} rss: idle ${f0(idleKiB)} KiB, ${a.active} alloc ${f0(at1kKiB)} KiB, ` +
-        `${active10k} alloc ${f0(at10kKiB)} KiB → ${f2(perAllocationKiB)} KiB per allocation${note === undefined ? '' : ` (${note})`}`,
-    );
-  } catch (err) {
-    if (!(err instanceof ToolFailure)) throw err;
-    rec.errors.push(err.message);
-    ctx.log(`round ${round} ${target.name} rss FAILED: ${err.message}`);
+      held.push(a.child);
+      const at1kKiB = await settle();
+      let at10kKiB: number | undefined;
+      let active10k = a.active;
+      let note = ctx.tenK.note;
+      if (ctx.tenK.ok && !ctx.abort.aborted) {
+        const b = await holdAllocations(
+          ctx.tool,
+          `${target.name} r${round} rss 10k`,
+          [...base, '--allocations', '9000'],
+          600_000,
+        );
+        held.push(b.child);
+        at10kKiB = await settle();
+        active10k = a.active + b.active;
+        if (b.active < 9000) note = `only ${b.active} of 9000 further allocations succeeded`;
+      }
+      const added = active10k - a.active;
+      const perAllocationKiB =
+        at1kKiB === undefined || at10kKiB === undefined || added <= 0
+          ? undefined
+          : (at10kKiB - at1kKiB) / added;
+      rec.rss = { idleKiB, at1kKiB, at10kKiB, active1k: a.active, active10k, perAllocationKiB, note };
+      ctx.log(
+        `round ${round} ${target.name.padEnd(10)} rss: idle ${f0(idleKiB)} KiB, ${a.active} alloc ${f0(at1kKiB)} KiB, ` +
+          `${active10k} alloc ${f0(at10kKiB)} KiB → ${f2(perAllocationKiB)} KiB per allocation${note === undefined ? '' : ` (${note})`}`,
+      );
+    });
   } finally {
     await Promise.all(held.map((c) => ctx.registry.stop(c, 10_000)));
     await stopServer(ctx, server);
