@@ -95,18 +95,15 @@ export interface MetricsResult {
   readonly error: string | undefined;
 }
 
-export interface TrialResult {
-  readonly trial: number;
+/** A trial's counters: the engines' WindowReport counters, summed. */
+type TrialCounters = Pick<
+  WindowReport,
+  'trial' | 'offered' | 'sent' | 'skipped' | 'sendErrors' | 'received' | 'forwarded' | 'stray' | 'late'
+>;
+
+export interface TrialResult extends TrialCounters {
   readonly ratePps: number;
   readonly durationSec: number;
-  readonly offered: number;
-  readonly sent: number;
-  readonly skipped: number;
-  readonly sendErrors: number;
-  readonly received: number;
-  readonly forwarded: number;
-  readonly stray: number;
-  readonly late: number;
   readonly offeredPps: number;
   readonly sentPps: number;
   readonly receivedPps: number;
