@@ -42,6 +42,16 @@ function tail(child: Child): string {
   return t.length === 0 ? '' : `\n${t}`;
 }
 
+/** Starts turnpike-bench with `args` and JSON output, on the client CPU when pinning. */
+function startTool(ctx: ToolContext, label: string, args: readonly string[]): Promise<Child> {
+  return ctx.registry.start(
+    `turnpike-bench (${label})`,
+    process.execPath,
+    [ctx.toolMain, ...args, '--json', '--no-progress'],
+    ctx.clientCpu,
+  );
+}
+
 /** Runs the tool to completion (bounded by `timeoutMs`) and returns its parsed output. */
 export async function runTool(
   ctx: ToolContext,
@@ -49,12 +59,7 @@ export async function runTool(
   args: readonly string[],
   timeoutMs: number,
 ): Promise<ToolOutput> {
-  const child = await ctx.registry.start(
-    `turnpike-bench (${label})`,
-    process.execPath,
-    [ctx.toolMain, ...args, '--json', '--no-progress'],
-    ctx.clientCpu,
-  );
+  const child = await startTool(ctx, label, args);
   let last = '';
   collectLines(child, (line) => {
     if (line.startsWith('{')) last = line;
@@ -91,12 +96,7 @@ export async function holdAllocations(
   args: readonly string[],
   timeoutMs: number,
 ): Promise<HeldAllocations> {
-  const child = await ctx.registry.start(
-    `turnpike-bench (${label})`,
-    process.execPath,
-    [ctx.toolMain, ...args, '--hold', '0', '--no-cleanup', '--json', '--no-progress'],
-    ctx.clientCpu,
-  );
+  const child = await startTool(ctx, label, [...args, '--hold', '0', '--no-cleanup']);
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<HeldAllocations>((resolve, reject) => {
