@@ -17,7 +17,7 @@ import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openFilesLimit, processRssBytes } from '../../src/bench/proc.js';
+import { openFilesLimit, processCpuSeconds, processRssBytes } from '../../src/bench/proc.js';
 import type { TrialResult } from '../../src/bench/results.js';
 import {
   type Child,
@@ -31,6 +31,7 @@ import { waitUntilAnswering } from '../binding/targets.js';
 import {
   COMMON_OPTIONS,
   commaList,
+  integerOption,
   numberOption,
   parseCommandLine,
   pinOption,
@@ -68,7 +69,7 @@ const USAGE = `Usage: npm run bench:compare -- [options]
 
   --rounds N            rounds, each measuring every target once, alternating (default 3)
   --targets LIST        from forwarder,turnpike,coturn,coturn-mt (default forwarder,turnpike,coturn)
-  --skip LIST           leave out workloads: rate,latency,cpu,rss,binding
+  --skip LIST           leave out workloads: rate,latency,cpu,setup,rss,binding
   --trial-duration S    measured seconds per search trial (default 1.5; warm-up 0.5)
   --search-steps N      trials per search (default 12; a failing trial is repeated once)
   --cpu-rate PPS        fixed total rate of the CPU-per-packet workload (default 20000)
@@ -86,7 +87,7 @@ const USAGE = `Usage: npm run bench:compare -- [options]
   -h, --help            this text
 `;
 
-const WORKLOADS = ['rate', 'latency', 'cpu', 'rss', 'binding'] as const;
+const WORKLOADS = ['rate', 'latency', 'cpu', 'setup', 'rss', 'binding'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 interface Options {
@@ -134,11 +135,11 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
   if (badSkip.length > 0) throw new UsageError(`--skip: unknown ${badSkip.join(', ')}`);
   const pin = pinOption(values.pin);
   return {
-    rounds: values.smoke ? 1 : numberOption(values.rounds, 'rounds', 3, 1, 50),
+    rounds: values.smoke ? 1 : integerOption(values.rounds, 'rounds', 3, 1, 50),
     targets,
     skip: new Set(skip as Workload[]),
     trialSec: numberOption(values['trial-duration'], 'trial-duration', 1.5, 0.2, 60),
-    searchSteps: numberOption(values['search-steps'], 'search-steps', 12, 2, 30),
+    searchSteps: integerOption(values['search-steps'], 'search-steps', 12, 2, 30),
     cpuRatePps: numberOption(values['cpu-rate'], 'cpu-rate', 20_000, 100, 1_000_000),
     sockBufBytes: numberOption(values['sock-buf'], 'sock-buf', 4 * 1024 * 1024, 0, 1024 * 1024 * 1024),
     toolWorkers: numberOption(values['tool-workers'], 'tool-workers', 1, 1, 16),
@@ -270,6 +271,10 @@ async function workload(
   }
 }
 
+/** The setup workload: runs per round and target after one warm-up run, and allocations per run. */
+const SETUP_REPEATS = 5;
+const SETUP_ALLOCATIONS = 1000;
+
 /** Best rates of earlier rounds, to start later searches near them (fewer doubling steps). */
 const previousBest = new Map<string, number>();
 
@@ -352,6 +357,41 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
             `(server ${f0(r.server?.cpuPct)}%, loss ${f2(r.lossPct)}%` +
             (r.metrics === undefined ? '' : `, metrics ${rec.cpu.metricsAgree ? 'agree' : 'DISAGREE'}`) +
             `)${noise(r)}`,
+        );
+      });
+    }
+    if (!o.skip.has('setup') && !ctx.abort.aborted) {
+      await workload(ctx, rec, 'setup', async () => {
+        // Back-to-back set-ups of 1000 allocations (Allocate with its 401 round, CreatePermission,
+        // ChannelBind), each released again (Refresh 0); the first warms the server up and is left
+        // out. Allocate/s is the tool's; the CPU per allocation is the server's own (from /proc),
+        // set-up and release together, which the load tool's speed does not cap.
+        const rates: number[] = [];
+        const cpuUs: number[] = [];
+        for (let i = 0; i <= SETUP_REPEATS && !ctx.abort.aborted; i++) {
+          const before = processCpuSeconds(server.child.pid);
+          const out = await runTool(
+            ctx.tool,
+            label(`setup ${i}`),
+            [...base, '--allocations', String(SETUP_ALLOCATIONS), '--hold', '0.01'],
+            120_000,
+          );
+          await sleep(200);
+          const after = processCpuSeconds(server.child.pid);
+          const setup = out.setup;
+          if (i === 0 || setup === undefined || setup.active === 0) continue;
+          rates.push(setup.allocate.perSec);
+          if (before !== undefined && after !== undefined)
+            cpuUs.push(((after - before) * 1e6) / setup.active);
+        }
+        rec.setup = {
+          allocatePerSec: rates.length === 0 ? undefined : median(rates),
+          cpuUsPerAllocation: cpuUs.length === 0 ? undefined : median(cpuUs),
+          runs: rates.length,
+        };
+        ctx.log(
+          `round ${round} ${target.name.padEnd(10)} setup: ${f0(rec.setup.allocatePerSec)} Allocate/s, ` +
+            `${f0(rec.setup.cpuUsPerAllocation)} µs server CPU per allocation (median of ${rates.length})`,
         );
       });
     }
@@ -773,7 +813,7 @@ async function main(): Promise<number> {
         recs.set(target.name, rec);
         rounds.push(rec);
         try {
-          if (!options.skip.has('rate') || !options.skip.has('latency') || !options.skip.has('cpu')) {
+          if (['rate', 'latency', 'cpu', 'setup'].some((w) => !options.skip.has(w as Workload))) {
             await measureRelay(ctx, target, round, rec);
           }
         } catch (err) {

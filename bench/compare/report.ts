@@ -64,6 +64,12 @@ export interface TargetRound {
     readonly otherCpuPct: number | undefined;
     readonly stealPct: number | undefined;
   };
+  /** Medians over the setup workload's runs (see bench/compare/main.ts). */
+  setup?: {
+    readonly allocatePerSec: number | undefined;
+    readonly cpuUsPerAllocation: number | undefined;
+    readonly runs: number;
+  };
   rss?: {
     readonly idleKiB: number | undefined;
     readonly at1kKiB: number | undefined;
@@ -121,11 +127,14 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       label: 'allocation setup, 1000 allocations, 64 in flight (Allocate/s)',
       better: 'higher',
       digits: 0,
-      value: (r) => {
-        const v = [r.rates[rateKey(100, 1000)]?.allocatePerSec, r.rates[rateKey(1200, 1000)]?.allocatePerSec];
-        const defined = v.filter((x): x is number => x !== undefined);
-        return defined.length === 0 ? undefined : median(defined);
-      },
+      value: (r) => r.setup?.allocatePerSec,
+    },
+    {
+      key: 'setup-cpu',
+      label: 'server CPU per allocation, set up and released (µs)',
+      better: 'lower',
+      digits: 0,
+      value: (r) => r.setup?.cpuUsPerAllocation,
     },
     {
       key: 'rss-1k',
@@ -323,6 +332,13 @@ export function evaluateTargets(s: readonly MetricSummary[]): TargetCheck[] {
       '>= 1',
       (v) => v >= 1,
       'Allocate transactions per second, 401 round trip included',
+    ),
+    check(
+      'server CPU per allocation set up and released: turnpike/coturn (-m 1)',
+      ratioOf(s, 'setup-cpu', 'turnpike/coturn'),
+      '<= 1',
+      (v) => v <= 1,
+      'the same work as the rate above, measured on the server: the view that holds when the tool limits the rate',
     ),
     check(
       'latency p99 (50 × 50 pps × 160 B): turnpike/forwarder',
