@@ -1,5 +1,5 @@
 /**
- * Responses to authenticated TURN requests, kept for the retransmission window (RFC 8489 §6.3.1:
+ * Responses to authenticated Allocate and Refresh requests, kept for the retransmission window (RFC 8489 §6.3.1:
  * a retransmitted request gets the same answer). Keyed by client transport address and
  * transaction ID, so a Refresh with LIFETIME 0 retransmitted after the allocation is gone still gets
  * its success, not a 437. Bounded: at most `capacity` entries, each kept `ttlSec` (the last
@@ -16,7 +16,8 @@ export class ResponseCache {
   }
 
   static key(transport: string, address: string, port: number, request: Buffer): string {
-    return `${transport}|${address}|${port}|${request.toString('hex', 8, 20)}`;
+    // The transaction ID as 12 latin1 characters: one per byte, half the length of hex.
+    return `${transport}|${address}|${port}|${request.toString('latin1', 8, 20)}`;
   }
 
   get(key: string, nowSec: number): Buffer | undefined {

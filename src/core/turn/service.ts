@@ -182,11 +182,18 @@ export class TurnService {
   ): Buffer | null {
     const nowSec = Math.floor(nowMs / 1000);
     this.nowSec = nowSec;
-    const cacheKey = ResponseCache.key(endpoint.transport, address, port, view.buf);
-    const cached = this.cache.get(cacheKey, nowSec);
-    if (cached !== undefined) {
-      this.stats.retransmissions++;
-      return cached;
+    // Retransmissions (RFC 8489 §6.3.1) of Allocate and Refresh are answered from the cache: a
+    // second Allocate would find its own allocation (437), a Refresh 0 the allocation gone (437).
+    // CreatePermission and ChannelBind are idempotent, so a retransmission is simply processed
+    // again, which spares every first request the cache's key and entry.
+    const cacheable = view.method === Method.Allocate || view.method === Method.Refresh;
+    const cacheKey = cacheable ? ResponseCache.key(endpoint.transport, address, port, view.buf) : '';
+    if (cacheable) {
+      const cached = this.cache.get(cacheKey, nowSec);
+      if (cached !== undefined) {
+        this.stats.retransmissions++;
+        return cached;
+      }
     }
     const auth = this.auth.authenticate(view, address, port, nowSec);
     if (!auth.ok) {
@@ -222,7 +229,7 @@ export class TurnService {
       if (!(e instanceof StunRefusal)) throw e;
       response = this.errorResponse(view, e.code, auth, e.unknown, e.alternate);
     }
-    if (response !== null) this.cache.set(cacheKey, response, nowSec);
+    if (response !== null && cacheable) this.cache.set(cacheKey, response, nowSec);
     return response;
   }
 

@@ -155,3 +155,23 @@ t.test('permissions expire after the permission lifetime: later peer packets are
   h.advance(10);
   t.equal(c.allocation()?.permissions.size, 0, 'the sweep prunes expired permissions');
 });
+
+t.test(
+  'a retransmitted CreatePermission is processed again (idempotent), not answered from the cache',
+  async (t) => {
+    const h = new Harness();
+    const c = h.client(ALICE, CLIENT, 40009);
+    c.allocate();
+    const a = c.allocation()!;
+    const request = c.build(Method.CreatePermission, (w) =>
+      w.addAddress(AttrType.XorPeerAddress, PEERS[0]!, 0, true),
+    );
+    t.same(summarize(c.exchange(request), ALICE), success(Method.CreatePermission));
+    const retransmissions = h.stats.retransmissions;
+    h.advance(100);
+    const again = c.exchange(request);
+    t.same(summarize(again, ALICE), success(Method.CreatePermission), 'the same success');
+    t.equal(h.stats.retransmissions, retransmissions, 'not served from the cache');
+    t.equal(a.permissions.get(PEERS[0]!), h.nowSec + 300, 'and the permission refreshed from now');
+  },
+);
