@@ -17,7 +17,7 @@ import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openFilesLimit, processCpuSeconds, processRssBytes } from '../../src/bench/proc.js';
+import { machineCpu, openFilesLimit, processCpuSeconds, processRssBytes } from '../../src/bench/proc.js';
 import type { TrialResult } from '../../src/bench/results.js';
 import {
   type Child,
@@ -368,7 +368,9 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
         // set-up and release together, which the load tool's speed does not cap.
         const rates: number[] = [];
         const cpuUs: number[] = [];
+        const steal: number[] = [];
         for (let i = 0; i <= SETUP_REPEATS && !ctx.abort.aborted; i++) {
+          const machineBefore = machineCpu();
           const before = processCpuSeconds(server.child.pid);
           const out = await runTool(
             ctx.tool,
@@ -378,9 +380,14 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
           );
           await sleep(200);
           const after = processCpuSeconds(server.child.pid);
+          const machineAfter = machineCpu();
           const setup = out.setup;
           if (i === 0 || setup === undefined || setup.active === 0) continue;
           rates.push(setup.allocate.perSec);
+          if (machineBefore !== undefined && machineAfter !== undefined) {
+            const total = machineAfter.totalSec - machineBefore.totalSec;
+            if (total > 0) steal.push((100 * (machineAfter.stealSec - machineBefore.stealSec)) / total);
+          }
           if (before !== undefined && after !== undefined)
             cpuUs.push(((after - before) * 1e6) / setup.active);
         }
@@ -388,10 +395,13 @@ async function measureRelay(ctx: Context, target: Target, round: number, rec: Ta
           allocatePerSec: rates.length === 0 ? undefined : median(rates),
           cpuUsPerAllocation: cpuUs.length === 0 ? undefined : median(cpuUs),
           runs: rates.length,
+          otherCpuPct: undefined,
+          stealPct: steal.length === 0 ? undefined : median(steal),
         };
         ctx.log(
           `round ${round} ${target.name.padEnd(10)} setup: ${f0(rec.setup.allocatePerSec)} Allocate/s, ` +
-            `${f0(rec.setup.cpuUsPerAllocation)} µs server CPU per allocation (median of ${rates.length})`,
+            `${f0(rec.setup.cpuUsPerAllocation)} µs server CPU per allocation (median of ${rates.length}), ` +
+            `steal ${f0(rec.setup.stealPct)}%`,
         );
       });
     }

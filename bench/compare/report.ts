@@ -69,6 +69,10 @@ export interface TargetRound {
     readonly allocatePerSec: number | undefined;
     readonly cpuUsPerAllocation: number | undefined;
     readonly runs: number;
+    /** Not measured for this workload (undefined); kept for isDisturbed. */
+    readonly otherCpuPct: number | undefined;
+    /** Median hypervisor steal over the runs, %. */
+    readonly stealPct: number | undefined;
   };
   rss?: {
     readonly idleKiB: number | undefined;
@@ -128,6 +132,7 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       better: 'higher',
       digits: 0,
       value: (r) => r.setup?.allocatePerSec,
+      disturbed: (r) => isDisturbed(r.setup),
     },
     {
       key: 'setup-cpu',
@@ -135,6 +140,7 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       better: 'lower',
       digits: 0,
       value: (r) => r.setup?.cpuUsPerAllocation,
+      disturbed: (r) => isDisturbed(r.setup),
     },
     {
       key: 'rss-1k',
