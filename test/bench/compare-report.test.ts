@@ -49,6 +49,13 @@ function round(target: TargetName, n: number, scale: number, limited = false): T
       otherCpuPct: 1,
       stealPct: 0,
     },
+    setup: {
+      allocatePerSec: 2000 * scale,
+      cpuUsPerAllocation: 200 / scale,
+      runs: 5,
+      otherCpuPct: undefined,
+      stealPct: limited ? 20 : 0,
+    },
     rss: {
       idleKiB: 50_000,
       at1kKiB: 60_000,
@@ -88,6 +95,8 @@ t.test('medians, ratios, targets and the table', async (t) => {
   t.equal(rate.ratios['turnpike/coturn-mt'], undefined, 'pair left out when a target is not measured');
   const setup = s.find((m) => m.key === 'setup')!;
   t.equal(setup.byTarget['turnpike']?.median, 1800);
+  const setupCpu = s.find((m) => m.key === 'setup-cpu')!;
+  t.equal(setupCpu.ratios['turnpike/coturn']?.toFixed(3), '1.667', '(200/0.9)/(200/1.5): lower is better');
 
   const checks = evaluateTargets(s);
   const byName = (prefix: string): boolean | undefined => checks.find((c) => c.name.startsWith(prefix))?.met;
@@ -95,6 +104,7 @@ t.test('medians, ratios, targets and the table', async (t) => {
   t.equal(byName('CPU per relayed packet'), true, '(6/0.9)/6 = 1.11 <= 1.2');
   t.equal(byName('RSS growth'), true, '5.4 KiB <= 8');
   t.equal(byName('allocation setup'), false, '1800 < 3000');
+  t.equal(byName('server CPU per allocation'), false, '222 µs > 133 µs');
   t.equal(byName('latency p99'), true, '1.11 <= 1.2');
 
   const md = markdown(s, defs, targets, { echo: 100, turnpike: 95, coturn: 130, note: undefined }, checks, [
