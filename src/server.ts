@@ -67,6 +67,7 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   'user-quota',
   'total-quota',
   'max-allocate-lifetime',
+  'allocation-default-address-family',
   'channel-lifetime',
   'permission-lifetime',
   'max-permissions',

@@ -113,6 +113,7 @@ export function turnOptions(config: Config): TurnOptions {
     minRelayPort: config.minPort,
     maxRelayPort: config.maxPort,
     maxChannel: config.rfc5766ChannelNumbers ? RFC5766_CHANNEL_MAX : CHANNEL_MAX,
+    defaultFamily: config.allocationDefaultAddressFamily,
     alternateServers: config.alternateServers.flatMap((s) => parseHostPort(s) ?? []),
   };
 }

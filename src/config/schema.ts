@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer';
 import { isIP } from 'node:net';
 import { parseIp } from '../core/ip.js';
 import { ConfigError } from '../errors.js';
-import type { Config, LogLevel } from './types.js';
+import type { Config, DefaultAddressFamily, LogLevel } from './types.js';
 
 /** Returns a description of what is wrong with one string item, or undefined when it is fine. */
 export type ItemCheck = (item: string) => string | undefined;
@@ -269,7 +269,7 @@ function string<F extends FieldOf<string> | FieldOf<string | undefined>>(
   };
 }
 
-function oneOf<F extends FieldOf<LogLevel>>(
+function oneOf<F extends FieldOf<LogLevel> | FieldOf<DefaultAddressFamily>>(
   name: string,
   field: F,
   o: Common & { values: readonly Config[F][]; default: Config[F]; arg?: string },
@@ -415,6 +415,13 @@ export const KEYS = [
     default: 3600,
     arg: 'seconds',
     description: 'Longest allocation lifetime granted, in seconds.',
+  }),
+  oneOf('allocation-default-address-family', 'allocationDefaultAddressFamily', {
+    values: ['ipv4', 'ipv6', 'keep'],
+    default: 'ipv4',
+    arg: 'family',
+    description:
+      'Relay address family for an Allocate without REQUESTED-ADDRESS-FAMILY (browsers never send one): ipv4 (the RFC default), ipv6, or keep (the family the client reached the server over). Without a relay address of that family the other one is used.',
   }),
   integer('channel-lifetime', 'channelLifetime', {
     min: 1,

@@ -9,6 +9,8 @@
  * The object is replaced as a whole on reload, never mutated.
  */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+/** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY (`allocation-default-address-family`). */
+export type DefaultAddressFamily = 'ipv4' | 'ipv6' | 'keep';
 
 export interface Config {
   /** STUN/TURN port for UDP and TCP (`listening-port`, default 3478). */
@@ -44,6 +46,11 @@ export interface Config {
   readonly totalQuota: number;
   /** Lifetimes in seconds (`max-allocate-lifetime` 3600, `channel-lifetime` 600, `permission-lifetime` 300). */
   readonly maxAllocateLifetime: number;
+  /**
+   * Relay family when an Allocate names none (`allocation-default-address-family`): `ipv4` (RFC 8656
+   * §7.2), `ipv6`, or `keep` (the family the client reached the server over).
+   */
+  readonly allocationDefaultAddressFamily: DefaultAddressFamily;
   readonly channelLifetime: number;
   readonly permissionLifetime: number;
   /** Nonce lifetime in seconds (`stale-nonce`, default 600). */

@@ -51,6 +51,7 @@ t.test('defaults', async (t) => {
     userQuota: 0,
     totalQuota: 0,
     maxAllocateLifetime: 3600,
+    allocationDefaultAddressFamily: 'ipv4',
     channelLifetime: 600,
     permissionLifetime: 300,
     staleNonce: 600,

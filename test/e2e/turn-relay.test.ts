@@ -748,3 +748,19 @@ t.test('relay port exhaustion: two ports, a third Allocate gets 508', { buffered
   t.equal((await c3.allocate()).relayed.port, p1, 'a freed port is handed out again');
   assertHealthy(t, s.d);
 });
+
+t.test(
+  'allocation-default-address-family keep: the relay follows the family the client came over',
+  async (t) => {
+    const s = await setup(t, ['--allocation-default-address-family', 'keep'], {
+      listen: ['127.0.0.1', '::1'],
+    });
+    const c6 = await s.client(ALICE, '::1');
+    const a6 = await c6.allocate();
+    t.equal(a6.relayed.address, '::1', 'a client over ::1 that names no family gets an IPv6 relay');
+    const c4 = await s.client(ALICE, '127.0.0.1');
+    const a4 = await c4.allocate();
+    t.equal(a4.relayed.address, '127.0.0.1', 'a client over 127.0.0.1 an IPv4 one');
+    assertHealthy(t, s.d);
+  },
+);

@@ -90,6 +90,12 @@ export interface TurnOptions {
   readonly maxRelayPort: number;
   /** Highest channel number accepted in ChannelBind (0x4FFF, or 0x7FFE for RFC 5766 clients). */
   readonly maxChannel: number;
+  /**
+   * Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY: 'ipv4' (RFC 8656 §7.2), 'ipv6', or
+   * 'keep' (the client's own family). Undefined: 'ipv4'. When the server has no relay address of that
+   * family the other one is used (the client asked for none in particular).
+   */
+  readonly defaultFamily?: 'ipv4' | 'ipv6' | 'keep';
   /** Where new Allocates go while draining (300 Try Alternate); empty: they get 508. */
   readonly alternateServers?: readonly { readonly address: string; readonly port: number }[];
 }
@@ -283,7 +289,7 @@ export class TurnService {
     if (view.has(AttrType.EvenPort) && even === undefined) throw new StunRefusal(400);
     // Address families: REQUESTED-ADDRESS-FAMILY picks one (default IPv4); ADDITIONAL-ADDRESS-FAMILY
     // (IPv6 only) asks for a second relay address; both together are a bad request.
-    let family: 4 | 6 = 4;
+    let family: 4 | 6 = this.defaultFamily(address);
     if (rafIndex >= 0) {
       if (aafIndex >= 0) throw new StunRefusal(400);
       const raf = readLeadingByte(view, AttrType.RequestedAddressFamily);
@@ -341,6 +347,19 @@ export class TurnService {
       this.allocated(a, request, results, additional, auth, cacheKey),
     );
     return null;
+  }
+
+  /** The relay family for an Allocate from `clientAddress` that names none (see TurnOptions.defaultFamily). */
+  private defaultFamily(clientAddress: string): 4 | 6 {
+    const policy = this.options.defaultFamily ?? 'ipv4';
+    let family: 4 | 6 = 4;
+    if (policy === 'ipv6') family = 6;
+    // An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d: it is an IPv4 client.
+    else if (policy === 'keep' && clientAddress.includes(':')) {
+      family = clientAddress.startsWith('::ffff:') && clientAddress.includes('.') ? 4 : 6;
+    }
+    if (!this.allocator.supports(family)) family = family === 4 ? 6 : 4;
+    return family;
   }
 
   /** Second phase of Allocate: the relay sockets are bound (or not). */

@@ -471,3 +471,31 @@ t.test('while draining: 508, or 300 Try Alternate with ALTERNATE-SERVER in turn'
   h.service.setDraining(false);
   t.same(summarize(h.client(BOB, CLIENT, 40030).allocate(), BOB), success(Method.Allocate), 'drain over');
 });
+
+t.test(
+  'allocation-default-address-family: ipv4, ipv6 and keep for Allocates that name no family',
+  async (t) => {
+    const families = (policy: 'ipv4' | 'ipv6' | 'keep', v6: boolean, client: string): number[] => {
+      const h = new Harness({ turn: { defaultFamily: policy }, allocator: v6 ? { v6: RELAY_V6 } : {} });
+      const c = h.client(ALICE, client, 40100);
+      c.allocate();
+      return c.allocation()!.relays.map((r) => r.family);
+    };
+    t.same(families('ipv4', true, '2001:db8::5'), [4], 'ipv4: the RFC default, whatever the client');
+    t.same(families('ipv6', true, '192.0.2.5'), [6], 'ipv6');
+    t.same(families('ipv6', false, '192.0.2.5'), [4], 'ipv6 without an IPv6 relay address: IPv4');
+    t.same(families('keep', true, '2001:db8::5'), [6], 'keep: an IPv6 client gets an IPv6 relay');
+    t.same(families('keep', true, '192.0.2.5'), [4], 'keep: an IPv4 client an IPv4 one');
+    t.same(families('keep', true, '::ffff:192.0.2.5'), [4], 'keep: IPv4 on a dual-stack socket is IPv4');
+    t.same(families('keep', false, '2001:db8::5'), [4], 'keep without an IPv6 relay address: IPv4');
+    // An explicit REQUESTED-ADDRESS-FAMILY still decides.
+    const h = new Harness({ turn: { defaultFamily: 'ipv6' }, allocator: { v6: RELAY_V6 } });
+    const c = h.client(ALICE, '192.0.2.6', 40101);
+    c.allocate(requestedTransport((w) => w.addLeadingByte(AttrType.RequestedAddressFamily, Family.IPv4)));
+    t.same(
+      c.allocation()!.relays.map((r) => r.family),
+      [4],
+      'REQUESTED-ADDRESS-FAMILY IPv4 wins over the default',
+    );
+  },
+);
