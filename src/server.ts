@@ -149,22 +149,23 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
           await l.start();
           udp.push(l);
         }
-        if (!config.noTcp) {
+        // With both TCP and TLS enabled, each stream port serves both (told apart by the first byte,
+        // as coturn does), so one port such as 443 can carry turn:?transport=tcp and turns:. The same
+        // number for both keys gives one listener.
+        const tls =
+          certificates === undefined
+            ? undefined
+            : {
+                context: () => certificates.current(),
+                handshakeTimeoutMs: config.tlsHandshakeTimeout * 1000,
+              };
+        const streamPorts: Array<[number, StreamListenerOptions['tls'], boolean]> = [];
+        if (!config.noTcp) streamPorts.push([config.listeningPort, tls, true]);
+        if (tls !== undefined && (config.noTcp || config.tlsListeningPort !== config.listeningPort))
+          streamPorts.push([config.tlsListeningPort, tls, !config.noTcp]);
+        for (const [port, tlsOptions, plain] of streamPorts) {
           const l = new StreamListener(
-            streamOptions(config, address, config.listeningPort, budget, undefined),
-            core,
-            log,
-          );
-          await l.start();
-          tcp.push(l);
-        }
-        if (certificates !== undefined) {
-          const tls = {
-            context: () => certificates.current(),
-            handshakeTimeoutMs: config.tlsHandshakeTimeout * 1000,
-          };
-          const l = new StreamListener(
-            streamOptions(config, address, config.tlsListeningPort, budget, tls),
+            streamOptions(config, address, port, budget, tlsOptions, plain),
             core,
             log,
           );
@@ -273,11 +274,13 @@ function streamOptions(
   port: number,
   budget: ConnectionBudget,
   tls: StreamListenerOptions['tls'],
+  plain: boolean,
 ): StreamListenerOptions {
   return {
     address,
     port,
     budget,
+    plain,
     maxConnectionsPerIp: config.maxTcpConnectionsPerIp,
     idleTimeoutMs: config.tcpIdleTimeout * 1000,
     frameTimeoutMs: config.tcpFrameTimeout * 1000,

@@ -327,7 +327,8 @@ export const KEYS = [
   integer('tls-listening-port', 'tlsListeningPort', {
     ...PORT,
     default: 5349,
-    description: 'TURN over TLS port (TCP); TLS starts only when cert and pkey are set.',
+    description:
+      'TURN over TLS port (TCP); TLS starts only when cert and pkey are set. With TCP and TLS both on, each stream port serves both (told apart by the first byte), and this may equal listening-port.',
   }),
   string('cert', 'cert', {
     default: undefined,
@@ -767,13 +768,6 @@ export function checkConfig(config: Config): Config {
   }
   if (config.pkey !== undefined && config.cert === undefined) {
     throw new ConfigError('cert', 'is required when pkey is set');
-  }
-  const tlsStarts = !config.noTls && config.cert !== undefined;
-  if (tlsStarts && !config.noTcp && config.tlsListeningPort === config.listeningPort) {
-    throw new ConfigError(
-      'tls-listening-port',
-      `must differ from listening-port (${config.listeningPort}): both listen on TCP`,
-    );
   }
   return config;
 }

@@ -14,7 +14,8 @@
  *  - an output budget: data for a client that does not read is dropped and counted, never queued
  *    without bound.
  * With `proxyProtocol`, each connection must start with a PROXY v1/v2 header (from a load
- * balancer); the address in it is the client's address for everything that follows.
+ * balancer); the address in it is the client's address for everything that follows. A listener
+ * serving both TCP and TLS tells them apart by the first byte after that (0x16: a TLS record).
  * Timeouts are checked by one coarse sweep per listener, not by a timer per connection.
  */
 import { createServer, type Server, type Socket } from 'node:net';
@@ -51,13 +52,23 @@ export interface StreamListenerOptions {
   readonly proxyProtocol: boolean;
   /** TLS: the current certificate/key context, read at each new connection (hot reload). */
   readonly tls?: { readonly context: () => SecureContext; readonly handshakeTimeoutMs: number };
+  /**
+   * Plain TCP is served. With `tls` as well, the listener tells them apart by the first byte of the
+   * connection (after any PROXY header): 0x16 starts a TLS handshake record, while STUN starts with
+   * 0x00/0x01 and ChannelData with 0x40-0x7F. Without `tls`, plain only; `false` with `tls`: TLS only.
+   */
+  readonly plain: boolean;
 }
+
+/** RFC 8446 §5.1 / RFC 5246 §6.2.1: ContentType handshake, the first byte of a TLS connection. */
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 const ConnState = { Proxy: 0, Handshake: 1, Open: 2 } as const;
 type ConnState = (typeof ConnState)[keyof typeof ConnState];
 
 class Connection implements ClientEndpoint {
-  readonly transport: 'tcp' | 'tls';
+  /** Set before the first message is handled: 'tls' once TLS is started on the connection. */
+  transport: 'tcp' | 'tls';
   /** The socket carrying STUN/TURN: the TLSSocket for TLS, else the TCP socket. */
   stream: Socket;
   readonly raw: Socket;
@@ -77,16 +88,10 @@ class Connection implements ClientEndpoint {
   closed = false;
   private readonly listener: StreamListener;
 
-  constructor(
-    raw: Socket,
-    transport: 'tcp' | 'tls',
-    framer: StreamFramer,
-    listener: StreamListener,
-    nowMs: number,
-  ) {
+  constructor(raw: Socket, framer: StreamFramer, listener: StreamListener, nowMs: number) {
     this.raw = raw;
     this.stream = raw;
-    this.transport = transport;
+    this.transport = 'tcp';
     this.framer = framer;
     this.remoteAddress = unmapped(raw.remoteAddress ?? '');
     this.remotePort = raw.remotePort ?? 0;
@@ -130,7 +135,8 @@ export class StreamListener {
   constructor(options: StreamListenerOptions, core: StunCore, log: Logger) {
     this.options = options;
     this.core = core;
-    this.log = log.child({ listener: `${options.tls ? 'tls' : 'tcp'}:${options.address}:${options.port}` });
+    const kind = options.tls === undefined ? 'tcp' : options.plain ? 'tcp+tls' : 'tls';
+    this.log = log.child({ listener: `${kind}:${options.address}:${options.port}` });
   }
 
   get connectionCount(): number {
@@ -140,7 +146,7 @@ export class StreamListener {
   async start(): Promise<void> {
     const server = createServer({ noDelay: true, keepAlive: false });
     server.on('connection', (socket) => this.onConnection(socket));
-    const kind = this.options.tls ? 'TLS' : 'TCP';
+    const kind = this.options.tls === undefined ? 'TCP' : this.options.plain ? 'TCP/TLS' : 'TLS';
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         reject(
@@ -180,7 +186,6 @@ export class StreamListener {
     const nowMs = Date.now();
     const conn = new Connection(
       socket,
-      this.options.tls ? 'tls' : 'tcp',
       new StreamFramer(this.options.maxFrameBytes, this.core.maxChannel > CHANNEL_MAX),
       this,
       nowMs,
@@ -225,7 +230,9 @@ export class StreamListener {
         socket.pause();
         if (rest.length > 0) socket.unshift(rest);
         this.afterProxy(conn);
-        socket.resume();
+        // A TLSSocket now owns the socket (and read what was unshifted): resuming the plain stream
+        // would steal its bytes.
+        if (conn.transport !== 'tls') socket.resume();
       };
       socket.on('data', onProxyData);
     } else {
@@ -233,17 +240,47 @@ export class StreamListener {
     }
   }
 
-  /** Starts TLS (if this is a TLS listener) or STUN framing on the connection. */
+  /** Starts TLS or STUN framing on the connection: as configured, or by its first byte when both are served. */
   private afterProxy(conn: Connection): void {
     const tls = this.options.tls;
     if (tls === undefined) {
-      conn.state = ConnState.Open;
-      conn.stream.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+      this.startPlain(conn);
       return;
     }
+    if (!this.options.plain) {
+      this.startTls(conn, tls);
+      return;
+    }
+    // Both: wait for the first byte (the handshake timeout covers a client that sends nothing).
     conn.state = ConnState.Handshake;
     conn.openedAtMs = Date.now();
-    // Buffered bytes (unshifted after a PROXY header) are fed to the TLS engine by TLSSocket.
+    const raw = conn.raw;
+    const onFirst = (chunk: Buffer): void => {
+      if (chunk.length === 0) return;
+      raw.off('data', onFirst);
+      raw.pause();
+      raw.unshift(chunk);
+      if (chunk[0] === TLS_HANDSHAKE_RECORD) {
+        this.startTls(conn, tls); // the TLSSocket reads the unshifted bytes itself; raw stays paused
+      } else {
+        this.startPlain(conn);
+        raw.resume();
+      }
+    };
+    raw.on('data', onFirst);
+  }
+
+  private startPlain(conn: Connection): void {
+    conn.state = ConnState.Open;
+    conn.lastMessageAtMs = Date.now();
+    conn.stream.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+  }
+
+  private startTls(conn: Connection, tls: NonNullable<StreamListenerOptions['tls']>): void {
+    conn.transport = 'tls';
+    conn.state = ConnState.Handshake;
+    conn.openedAtMs = Date.now();
+    // Buffered bytes (unshifted after a PROXY header or the first-byte check) go to the TLS engine.
     const secure = new TLSSocket(conn.raw, {
       isServer: true,
       secureContext: tls.context(),

@@ -172,6 +172,22 @@ t.test(
     await new Promise((r) => bare.once('close', r));
     t.equal(answered, 0);
 
+    // Behind a load balancer on the TLS port: the PROXY header comes before the TLS handshake; the TCP
+    // port (serving TLS too, by the first byte after the header) likewise.
+    const tlsPort = await freePort();
+    const withTls = await daemon(t, [
+      '--proxy-protocol',
+      ...tlsListener(tlsPort, makeCertificate(testDir(t), 'turnpike-p')),
+    ]);
+    for (const port of [tlsPort, withTls.port]) {
+      const viaTls = await streamClient(t, port, { username: 'x', password: 'y', head: v2, tls: true });
+      t.same(
+        readAddress(await viaTls.binding(), AttrType.XorMappedAddress),
+        { family: 1, address: '203.0.113.9', port: 4444 },
+        `PROXY v2 then TLS on port ${port === tlsPort ? 'tls-listening-port' : 'listening-port'}`,
+      );
+    }
+
     const plain = await daemon(t, []);
     const s = connect({ host: '127.0.0.1', port: plain.port });
     s.on('error', () => {});
@@ -271,3 +287,67 @@ t.test('a client that stops reading does not grow RSS without bound', async (t) 
   t.ok(after - before < 40, `RSS grew ${(after - before).toFixed(1)} MiB (bound: 40 MiB for 48 MB offered)`);
   t.equal(d.proc.exitCode, null);
 });
+
+t.test(
+  'each stream port serves TCP and TLS (first byte); one port for both; --no-tcp keeps TLS only',
+  async (t) => {
+    const dir = testDir(t);
+    const pair = makeCertificate(dir, 'turnpike-a');
+    const relayBoth = async (client: StreamTurnClient): Promise<void> => {
+      const peer = await testPeer(t);
+      const relayed = await client.allocate();
+      await client.channelBind(0x4002, peer.address);
+      client.sendChannel(0x4002, Buffer.from('out'));
+      t.same((await peer.next()).data, Buffer.from('out'));
+      await peer.send(Buffer.from('back'), relayed);
+      t.same(await client.waitReceived(1), [Buffer.from('back')]);
+    };
+
+    await t.test('TLS on listening-port, plain TCP on tls-listening-port', async (t) => {
+      const tlsPort = await freePort();
+      const d = await daemon(t, [...USER, ...tlsListener(tlsPort, pair)]);
+      await relayBoth(await streamClient(t, d.port, { tls: true }));
+      await relayBoth(await streamClient(t, tlsPort));
+      t.ok(
+        d.lines.some((l) => l.includes(`"client":"tls:127.0.0.1:`)),
+        'TLS on the TCP port is a TLS client',
+      );
+      t.ok(
+        d.lines.some((l) => l.includes(`"client":"tcp:127.0.0.1:`)),
+        'plain on the TLS port is a TCP client',
+      );
+    });
+
+    await t.test('tls-listening-port equal to listening-port: one listener for both', async (t) => {
+      const port = await freePort();
+      const d = await startDaemon(['--listening-ip', '127.0.0.1', ...USER, ...tlsListener(port, pair)], {
+        port,
+      });
+      t.teardown(() => d.stop());
+      await relayBoth(await streamClient(t, port, { tls: true }));
+      await relayBoth(await streamClient(t, port));
+    });
+
+    await t.test('--no-tcp: the TLS port does not serve plain TCP', async (t) => {
+      const tlsPort = await freePort();
+      const d = await daemon(t, [...USER, ...tlsListener(tlsPort, pair), '--no-tcp']);
+      await relayBoth(await streamClient(t, tlsPort, { tls: true }));
+      const s = connect({ host: '127.0.0.1', port: tlsPort });
+      s.on('error', () => {});
+      let bytes = 0;
+      s.on('data', (x: Buffer) => {
+        bytes += x.length;
+      });
+      s.write(bindingRequest());
+      await new Promise((r) => s.once('close', r));
+      t.equal(bytes, 0, 'a plain Binding request is not answered; the connection is closed');
+      const tcp = connect({ host: '127.0.0.1', port: d.port });
+      const refused = await new Promise<boolean>((resolve) => {
+        tcp.once('error', () => resolve(true));
+        tcp.once('connect', () => resolve(false));
+      });
+      tcp.destroy();
+      t.ok(refused, 'and nothing listens on the TCP port');
+    });
+  },
+);

@@ -24,6 +24,7 @@ async function listener(
       frameTimeoutMs: 10_000,
       maxFrameBytes: 65540,
       maxPendingWriteBytes: 65536,
+      plain: true,
       ...overrides,
     },
     core,
