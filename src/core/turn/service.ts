@@ -388,7 +388,12 @@ export class TurnService {
       const w = this.writer.startResponse(Method.Allocate, Class.Success, request);
       for (const relay of a.relays)
         w.addAddress(AttrType.XorRelayedAddress, relay.advertisedAddress, relay.port, true);
-      if (additional && a.relays.length < 2) w.addAddressErrorCode(Family.IPv6, 440);
+      // RFC 8656 §7.2: the IPv6 half of a dual allocation failed: 440 when the server has no IPv6 relay
+      // address (it was not even tried), else the reason it failed (508: no port could be bound).
+      if (additional && a.relays.length < 2) {
+        const v6 = results[1];
+        w.addAddressErrorCode(Family.IPv6, v6 !== undefined && !v6.ok ? v6.code : 440);
+      }
       w.addUint32(AttrType.Lifetime, a.expiresAtSec - nowSec);
       if (first.reservationToken !== undefined) w.addBytes(AttrType.ReservationToken, first.reservationToken);
       w.addAddress(AttrType.XorMappedAddress, unmapped(a.clientAddress), a.clientPort, true);
