@@ -159,16 +159,12 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
                 context: () => certificates.current(),
                 handshakeTimeoutMs: config.tlsHandshakeTimeout * 1000,
               };
-        const streamPorts: Array<[number, StreamListenerOptions['tls'], boolean]> = [];
-        if (!config.noTcp) streamPorts.push([config.listeningPort, tls, true]);
+        const streamPorts: { port: number; plain: boolean }[] = [];
+        if (!config.noTcp) streamPorts.push({ port: config.listeningPort, plain: true });
         if (tls !== undefined && (config.noTcp || config.tlsListeningPort !== config.listeningPort))
-          streamPorts.push([config.tlsListeningPort, tls, !config.noTcp]);
-        for (const [port, tlsOptions, plain] of streamPorts) {
-          const l = new StreamListener(
-            streamOptions(config, address, port, budget, tlsOptions, plain),
-            core,
-            log,
-          );
+          streamPorts.push({ port: config.tlsListeningPort, plain: !config.noTcp });
+        for (const { port, plain } of streamPorts) {
+          const l = new StreamListener(streamOptions(config, address, port, budget, tls, plain), core, log);
           await l.start();
           tcp.push(l);
         }

@@ -164,3 +164,11 @@ export function ipVersion(ip: string): 0 | 4 | 6 {
   if (writeIPv6(ip, scratch, 0)) return 6;
   return 0;
 }
+
+/**
+ * A client reaching a dual-stack socket over IPv4 appears as ::ffff:a.b.c.d: it is the IPv4 client
+ * a.b.c.d. Other addresses are returned as they are.
+ */
+export function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

@@ -10,6 +10,7 @@
  *    request carried one; Binding indications are accepted and ignored.
  */
 import { AttrType, CHANNEL_MAX, Class, Method, REASON_PHRASES } from './constants.js';
+import { unmapped } from './ip.js';
 import { SourceRateLimiter } from './rate-limit.js';
 import { Stats } from './stats.js';
 import type { ClientEndpoint } from './turn/allocation.js';
@@ -113,9 +114,7 @@ export class StunCore {
   private binding(view: StunView, address: string, port: number): Buffer {
     this.stats.bindingSuccess++;
     const w = this.writer.startResponse(Method.Binding, Class.Success, view.buf);
-    // A client reaching a dual-stack socket over IPv4 appears as ::ffff:a.b.c.d; it is an IPv4 client.
-    const mapped = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-    w.addAddress(AttrType.XorMappedAddress, mapped, port, true);
+    w.addAddress(AttrType.XorMappedAddress, unmapped(address), port, true);
     return this.finish(view, w);
   }
 

@@ -23,6 +23,7 @@ import { type SecureContext, TLSSocket } from 'node:tls';
 import { channelDataLength } from '../core/channel-data.js';
 import { CHANNEL_MAX } from '../core/constants.js';
 import { PacketKind } from '../core/demux.js';
+import { unmapped } from '../core/ip.js';
 import { parseProxyHeader } from '../core/proxy-protocol.js';
 import { StreamFramer } from '../core/stream-framer.js';
 import type { StunCore } from '../core/stun-core.js';
@@ -393,8 +394,4 @@ export class StreamListener {
     }
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-}
-
-function unmapped(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

@@ -139,7 +139,7 @@ export class Authenticator {
   private readonly secrets: readonly string[];
   private readonly isRevoked: ((userId: string, nowSec: number) => boolean) | undefined;
   private readonly nonces: NonceCodec;
-  /** REST long-term keys by secret number, algorithm and username (see restKey). */
+  /** Verified REST long-term keys by secret number, algorithm and username (see cacheRestKey). */
   private readonly restKeys = new Map<string, Buffer>();
   /** Used only to spend an unknown user's refusal on an HMAC like a known user's. */
   private readonly dummyKey: Buffer;

@@ -21,7 +21,7 @@ import {
   REASON_PHRASES,
   Transport,
 } from '../constants.js';
-import { parseIp } from '../ip.js';
+import { parseIp, unmapped } from '../ip.js';
 import type { PeerPolicy } from '../peer-policy.js';
 import type { SourceRateLimiter } from '../rate-limit.js';
 import type { Stats } from '../stats.js';
@@ -353,11 +353,7 @@ export class TurnService {
   private defaultFamily(clientAddress: string): 4 | 6 {
     const policy = this.options.defaultFamily ?? 'ipv4';
     let family: 4 | 6 = 4;
-    if (policy === 'ipv6') family = 6;
-    // An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d: it is an IPv4 client.
-    else if (policy === 'keep' && clientAddress.includes(':')) {
-      family = clientAddress.startsWith('::ffff:') && clientAddress.includes('.') ? 4 : 6;
-    }
+    if (policy === 'ipv6' || (policy === 'keep' && unmapped(clientAddress).includes(':'))) family = 6;
     if (!this.allocator.supports(family)) family = family === 4 ? 6 : 4;
     return family;
   }
@@ -742,11 +738,6 @@ function hasFingerprint(msg: Buffer): boolean {
 
 function reason(code: number): string {
   return REASON_PHRASES[code] ?? '';
-}
-
-/** Client addresses from a dual-stack socket look like ::ffff:a.b.c.d; they are IPv4 clients. */
-function unmapped(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
 /**
