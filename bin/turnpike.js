@@ -1,5 +1,27 @@
 #!/usr/bin/env node
 // Entry point of the `turnpike` command; the CLI itself is src/cli.ts, built to dist/src/cli.js.
-import { main } from '../dist/src/cli.js';
+// A checkout that was never built has no dist/: say so in one line rather than with a stack trace.
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-process.exitCode = await main(process.argv.slice(2));
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const entry = new URL('../dist/src/cli.js', import.meta.url);
+
+/**
+ * Whether `err` is the import of `entry` failing because that file is not there. A module missing
+ * further in (a dependency, a file inside dist/) is a different problem and is reported as it is.
+ */
+function isNotBuilt(err) {
+  const missing = /^Cannot find module '([^']+)'/.exec(err?.message ?? '')?.[1];
+  return err?.code === 'ERR_MODULE_NOT_FOUND' && missing === fileURLToPath(entry);
+}
+
+let cli;
+try {
+  cli = await import(entry.href);
+} catch (err) {
+  if (!isNotBuilt(err)) throw err;
+  process.stderr.write(`turnpike: not built yet: run "npm run build" (or "npm ci") in ${root}\n`);
+  process.exitCode = 1;
+}
+if (cli !== undefined) process.exitCode = await cli.main(process.argv.slice(2));

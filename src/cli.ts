@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { envName, loadConfig, redact, unknownEnvironmentVariables } from './config/load.js';
 import { KEYS, type KeySpec } from './config/schema.js';
+import { checkStartup, configWarnings } from './config/startup-checks.js';
 import type { Config } from './config/types.js';
 import { restPassword } from './core/auth/rest-secret.js';
 import { parseIp } from './core/ip.js';
@@ -134,9 +135,14 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   const startOptions = withConfigOptions(start);
   start.action(async () => {
     const config = load(start, startOptions);
+    // The same checks as check-config: what the daemon would refuse, refused here with exit 78.
+    checkStartup(config);
     const runDaemon = io.runDaemon ?? (await import('./daemon.js')).runDaemon;
     // SIGHUP re-reads the same sources: the file, the environment and these options.
-    await runDaemon(config, { reload: () => load(start, startOptions) });
+    await runDaemon(config, {
+      reload: () => load(start, startOptions),
+      warnings: configWarnings(config),
+    });
   });
 
   const check = program
@@ -146,6 +152,8 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   const checkOptions = withConfigOptions(check);
   check.action(() => {
     const config = load(check, checkOptions);
+    checkStartup(config);
+    for (const warning of configWarnings(config)) stderr(`turnpike: warning: ${warning}\n`);
     stdout(JSON.stringify(redact(config), null, 2) + '\n');
   });
 
@@ -243,6 +251,15 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     stdout(o.json === true ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
     exitCode = report.ok ? 0 : 1;
   });
+
+  // `start` is the default command, so commander would take an unknown first word for an argument
+  // of start ("too many arguments for 'start'"): name it as the unknown command it is.
+  const first = argv[0];
+  const commands = program.commands.map((c) => c.name());
+  if (first !== undefined && !first.startsWith('-') && first !== 'help' && !commands.includes(first)) {
+    stderr(`turnpike: unknown command '${first}' (commands: ${commands.join(', ')}; see turnpike --help)\n`);
+    return EXIT_CONFIG;
+  }
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -56,7 +56,7 @@ export type CredentialResult = { readonly ok: true; readonly value: IceConfigura
 export interface CredentialRequest {
   /** The application's user id (required; no ':'; at most 64 characters). */
   readonly userid: string | undefined;
-  /** Requested lifetime (text as given, or a number); default 3600, clamped to [60, 86400]. */
+  /** Requested lifetime (text as given, or a number); default 3600; outside 60-86400 it is refused. */
   readonly ttl: string | number | undefined;
   /** Only these transports (comma-separated text or a list); default every enabled one. */
   readonly transports?: string | readonly string[] | undefined;
@@ -71,12 +71,19 @@ export function checkUserId(userid: string | undefined): string | undefined {
   return undefined;
 }
 
-/** The lifetime to issue for `ttl` (undefined: the default), or an error text. */
+/**
+ * The lifetime to issue for `ttl` (undefined or empty: the default), or an error text when it is not
+ * a whole number of seconds within [MIN_TTL_SEC, MAX_TTL_SEC]. Never adjusted silently: a caller
+ * asking for 10 s must not get a credential that lives 60.
+ */
 export function parseTtl(ttl: string | number | undefined): number | string {
   if (ttl === undefined || ttl === '') return DEFAULT_TTL_SEC;
   const n = typeof ttl === 'number' ? ttl : /^\d{1,9}$/.test(ttl) ? Number(ttl) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < 0) return 'ttl must be a whole number of seconds';
-  return Math.min(MAX_TTL_SEC, Math.max(MIN_TTL_SEC, n));
+  if (n < MIN_TTL_SEC || n > MAX_TTL_SEC) {
+    return `ttl must be ${MIN_TTL_SEC}-${MAX_TTL_SEC} seconds, got ${n}`;
+  }
+  return n;
 }
 
 /** The transports the configuration serves, in the order URLs are listed. */
@@ -177,6 +184,45 @@ export function iceServers(
   if (transports.includes('udp')) servers.push({ urls: [`stun:${plain}`] });
   servers.push({ urls, username, credential: restPassword(secret, username) });
   return { ok: true, value: { iceServers: servers, ttl, expiresAt } };
+}
+
+/**
+ * The answer of the TURN REST API draft (draft-uberti-behave-turn-rest-00 §2.2): the credential and
+ * its TURN URIs, for clients written against that draft rather than against RTCConfiguration.
+ */
+export interface RestApiAnswer {
+  readonly username: string;
+  readonly password: string;
+  /** Seconds the credential is valid for, from issue. */
+  readonly ttl: number;
+  /** The `turn:` and `turns:` URIs the credential is good for (STUN needs none). */
+  readonly uris: readonly string[];
+}
+
+/** `value` (an `iceServers()` answer) in the draft's shape: same credential, same TURN URLs. */
+export function restApiAnswer(value: IceConfiguration): RestApiAnswer {
+  const turn = value.iceServers.find((s) => s.username !== undefined && s.credential !== undefined);
+  if (turn?.username === undefined || turn.credential === undefined) {
+    throw new Error('an ICE configuration without a TURN credential');
+  }
+  return { username: turn.username, password: turn.credential, ttl: value.ttl, uris: [...turn.urls] };
+}
+
+/** `format` of GET /ice-servers: an RTCConfiguration (the default) or the TURN REST API draft's answer. */
+export type CredentialFormat = 'rtc' | 'rest';
+
+/** The format asked for (absent or empty: `rtc`), or why it is refused. */
+export function parseCredentialFormat(
+  format: string | null | undefined,
+): { readonly ok: true; readonly format: CredentialFormat } | { readonly ok: false; readonly error: string } {
+  if (format === undefined || format === null || format === '' || format === 'rtc') {
+    return { ok: true, format: 'rtc' };
+  }
+  if (format === 'rest') return { ok: true, format: 'rest' };
+  return {
+    ok: false,
+    error: 'format must be rtc (an RTCConfiguration, the default) or rest (the TURN REST API draft answer)',
+  };
 }
 
 /**

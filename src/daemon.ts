@@ -15,16 +15,25 @@ import type { Config } from './config/types.js';
 import { SystemdNotifier } from './io/sd-notify.js';
 import { createLogger, type Logger } from './log.js';
 import { listenAddresses, startServer, type TurnpikeServer } from './server.js';
+import { turnEnabled } from './turn-setup.js';
+
+/** `address:port`, with IPv6 addresses in brackets. */
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
 
 export interface DaemonOptions {
   /** Loads the configuration again for SIGHUP (throws ConfigError when it is bad). */
   readonly reload?: () => Config;
   readonly log?: Logger;
   readonly env?: NodeJS.ProcessEnv;
+  /** Settings that have no effect (`configWarnings`), logged at warn once the logger exists. */
+  readonly warnings?: readonly string[];
 }
 
 export async function runDaemon(config: Config, options: DaemonOptions = {}): Promise<void> {
-  const log = options.log ?? createLogger(config.logLevel);
+  const log = options.log ?? createLogger(config.logLevel, 1, config.logFormat);
+  for (const warning of options.warnings ?? []) log.warn({ warning }, 'configuration warning');
   installFatalHandlers(log);
   const systemd = new SystemdNotifier(options.env ?? process.env, log);
   let server: TurnpikeServer;
@@ -34,22 +43,27 @@ export async function runDaemon(config: Config, options: DaemonOptions = {}): Pr
     log.fatal({ err: (err as Error).message }, 'cannot start');
     throw err;
   }
+  // Every listener with what it serves: udp, tcp, tls, or tcp+tls (one port told apart by the
+  // first byte); http for metrics, health and the operator API.
   const listening = [
-    ...server.udp.map((l) => ({ transport: 'udp', ...l.address() })),
-    ...server.tcp.map((l) => ({ transport: l.options.tls ? 'tls' : 'tcp', ...l.address() })),
-    ...(server.http ? [{ transport: 'http', ...server.http.address() }] : []),
+    ...server.udp.map((l) => ({ serves: 'udp', ...l.address() })),
+    ...server.tcp.map((l) => ({
+      serves: l.options.tls === undefined ? 'tcp' : l.options.plain ? 'tcp+tls' : 'tls',
+      ...l.address(),
+    })),
+    ...(server.http ? [{ serves: 'http', ...server.http.address() }] : []),
   ];
-  const relay = server.turn?.pool.addresses.map((a) =>
+  for (const l of listening) log.info(l, `listening: ${l.serves} on ${hostPort(l.address, l.port)}`);
+  const relay = server.turn.pool.addresses.map((a) =>
     a.local === a.advertised ? a.local : `${a.advertised}/${a.local}`,
   );
-  log.info(
-    { listening, default: listenAddresses(config).isDefault, turn: server.turn !== undefined, relay },
-    'turnpike started',
-  );
-  systemd.notify(
-    'READY=1',
-    `STATUS=serving on ${listening.map((l) => `${l.transport}:${l.port}`).join(' ')}`,
-  );
+  const turn = turnEnabled(config);
+  if (!turn)
+    log.warn(
+      'TURN is disabled: no user and no static-auth-secret configured, so TURN requests are refused (STUN Binding is served). Adding one and reloading (SIGHUP) enables TURN without a restart.',
+    );
+  log.info({ listening, default: listenAddresses(config).isDefault, turn, relay }, 'turnpike started');
+  systemd.notify('READY=1', `STATUS=serving on ${listening.map((l) => `${l.serves}:${l.port}`).join(' ')}`);
 
   const reload = (): void => {
     if (options.reload === undefined) {
@@ -105,7 +119,7 @@ export async function runDaemon(config: Config, options: DaemonOptions = {}): Pr
       systemd.notify('STOPPING=1');
       server.drain();
       const deadline = Date.now() + server.config().drainTimeout * 1000;
-      const remaining = (): number => server.turn?.service.table.size ?? 0;
+      const remaining = (): number => server.turn.service.table.size;
       log.info(
         { signal, allocations: remaining(), drainTimeoutSec: server.config().drainTimeout },
         'draining',

@@ -4,9 +4,10 @@
  */
 
 import { diffConfig } from './config/load.js';
+import { KEYS } from './config/schema.js';
 import type { Config } from './config/types.js';
 import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';
-import { SourceRateLimiter } from './core/rate-limit.js';
+import { type RateLimitOptions, SourceRateLimiter } from './core/rate-limit.js';
 import { Stats } from './core/stats.js';
 import { StunCore } from './core/stun-core.js';
 import { RevocationList } from './credentials.js';
@@ -32,8 +33,8 @@ const MAX_PENDING_WRITE_BYTES = 256 * 1024;
 
 export interface TurnpikeServer {
   readonly core: StunCore;
-  /** The TURN side, when credentials are configured. */
-  readonly turn: TurnSetup | undefined;
+  /** The TURN side (it refuses TURN requests while no users or secrets are configured). */
+  readonly turn: TurnSetup;
   /** The TLS certificate, when TLS is configured (reload on SIGHUP). */
   readonly certificates: CertificateStore | undefined;
   /** The HTTP listener (metrics, health, operator API), when `prometheus` is on. */
@@ -73,6 +74,8 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   'max-permissions',
   'max-channels',
   'unauthorized-ratelimit-rps',
+  'verified-source-lifetime',
+  'max-verified-sources',
   'no-sha256',
   'rfc5766-channel-numbers',
   'software-attribute',
@@ -90,7 +93,7 @@ export function listenAddresses(config: Config): { addresses: string[]; isDefaul
 
 export async function startServer(config: Config, log: Logger): Promise<TurnpikeServer> {
   const stats = new Stats();
-  const limiter = new SourceRateLimiter(config.unauthorizedRatelimitRps);
+  const limiter = new SourceRateLimiter(rateLimitOptions(config));
   const core = new StunCore(
     { software: config.softwareAttribute ? 'turnpike' : undefined, reasonPhrases: false },
     stats,
@@ -101,24 +104,25 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
   /** REST userids refused until a time (admin API); consulted by every authenticator built. */
   const revocations = new RevocationList();
   let metrics: Metrics | undefined;
-  const turn = turnEnabled(config)
-    ? buildTurn(config, addresses, limiter, stats, log, revocations, (sec) =>
-        metrics?.allocationLifetime.observe(sec),
-      )
-    : undefined;
-  core.turn = turn?.service;
+  // The TURN side always exists, so adding the first user or secret on SIGHUP switches TURN on
+  // live (relay sockets are only bound per allocation); without credentials it refuses every
+  // TURN request with a 401 that says TURN is disabled.
+  const turn = buildTurn(config, addresses, limiter, stats, log, revocations, (sec) =>
+    metrics?.allocationLifetime.observe(sec),
+  );
+  core.turn = turn.service;
   if (config.rfc5766ChannelNumbers) core.maxChannel = RFC5766_CHANNEL_MAX;
-  let sweepTimer: NodeJS.Timeout | undefined;
-  if (turn !== undefined) {
-    // The coarse clock: one tick a second expires allocations, reservations, cached responses.
-    sweepTimer = setInterval(() => {
-      const nowSec = Math.floor(Date.now() / 1000);
-      turn.service.sweep(nowSec);
-      turn.pool.sweep(nowSec);
-    }, 1000);
-    sweepTimer.unref();
-    turn.service.sweep(Math.floor(Date.now() / 1000));
-  }
+  // The coarse clock: one tick a second expires allocations, reservations, cached responses and
+  // verified sources.
+  const sweepTimer = setInterval(() => {
+    const nowMs = Date.now();
+    const nowSec = Math.floor(nowMs / 1000);
+    turn.service.sweep(nowSec);
+    turn.pool.sweep(nowSec);
+    limiter.prune(nowMs);
+  }, 1000);
+  sweepTimer.unref();
+  turn.service.sweep(Math.floor(Date.now() / 1000));
   const udp: UdpListener[] = [];
   const tcp: StreamListener[] = [];
   const budget: ConnectionBudget = { open: 0, max: config.maxTcpConnections };
@@ -132,9 +136,9 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     state.ready = false;
     await http?.close();
     certificates?.close();
-    if (sweepTimer !== undefined) clearInterval(sweepTimer);
-    turn?.service.closeAll('shutdown');
-    turn?.pool.closeReservations();
+    clearInterval(sweepTimer);
+    turn.service.closeAll('shutdown');
+    turn.pool.closeReservations();
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
   };
   try {
@@ -185,7 +189,7 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     if (udp.length === 0 && tcp.length === 0)
       throw new BindError('no listener enabled (no-udp and no-tcp both set)');
     if (config.prometheus) {
-      metrics = new Metrics({ stats, turn: () => turn?.service, streams: () => tcp });
+      metrics = new Metrics({ stats, limiter, turn: () => turn.service, streams: () => tcp });
       const m = metrics;
       http = new HttpApi(log, config.apiToken);
       http.route(
@@ -222,23 +226,26 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     throw err;
   }
   state.ready = true;
+  /** The configuration in force: what was bound at start, plus the live keys of the last reload. */
   let current = config;
-  const reconfigure = (next: Config): { applied: string[]; needsRestart: string[] } => {
-    const changed = diffConfig(current, next);
+  const reconfigure = (file: Config): { applied: string[]; needsRestart: string[] } => {
+    // Compared with the running configuration, not the last file read: changing a restart-only
+    // key back in the file clears its warning.
+    const changed = diffConfig(current, file);
     const needsRestart = changed.filter((k) => !LIVE_KEYS.has(k));
-    // TURN switched on or off needs relay sockets set up or torn down: a restart.
-    if (turnEnabled(current) !== turnEnabled(next)) needsRestart.push('user/use-auth-secret (TURN on/off)');
+    const next = runningConfig(current, file);
     log.level = next.logLevel;
-    limiter.setRate(next.unauthorizedRatelimitRps);
+    limiter.configure(rateLimitOptions(next));
     core.setOptions({ software: next.softwareAttribute ? 'turnpike' : undefined, reasonPhrases: false });
     core.maxChannel = next.rfc5766ChannelNumbers ? RFC5766_CHANNEL_MAX : CHANNEL_MAX;
-    if (turn !== undefined && turnEnabled(next)) {
-      turn.service.reconfigure(
-        turnOptions(next),
-        buildAuthenticator(next, turn.nonceSecret, revocations),
-        buildPolicy(next, addresses),
-      );
-    }
+    // TURN on or off (first user or secret added, last one removed) applies live, like any user change.
+    turn.service.reconfigure(
+      turnOptions(next),
+      buildAuthenticator(next, turn.nonceSecret, revocations),
+      buildPolicy(next, addresses),
+    );
+    if (turnEnabled(current) !== turnEnabled(next))
+      log.info({ turn: turnEnabled(next) }, turnEnabled(next) ? 'TURN enabled' : 'TURN disabled');
     http?.setToken(next.apiToken);
     certificates?.reload('SIGHUP');
     current = next;
@@ -246,7 +253,7 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
   };
   const drain = (): void => {
     state.draining = true;
-    turn?.service.setDraining(true);
+    turn.service.setDraining(true);
   };
   return {
     core,
@@ -261,6 +268,25 @@ export async function startServer(config: Config, log: Logger): Promise<Turnpike
     reconfigure,
     drain,
     close: closeAll,
+  };
+}
+
+/**
+ * The configuration a reload leaves in force: the live keys from the file just read, every other
+ * key as it runs now (a changed listening port is only bound after a restart, so `/ice-servers`
+ * and everything else keep describing what is bound).
+ */
+export function runningConfig(running: Config, file: Config): Config {
+  const merged: Record<string, unknown> = { ...running };
+  for (const spec of KEYS) if (LIVE_KEYS.has(spec.name)) merged[spec.field] = file[spec.field];
+  return Object.freeze(merged as unknown as Config);
+}
+
+function rateLimitOptions(config: Config): RateLimitOptions {
+  return {
+    ratePerSec: config.unauthorizedRatelimitRps,
+    verifiedLifetimeMs: config.verifiedSourceLifetime * 1000,
+    maxVerified: config.maxVerifiedSources,
   };
 }
 

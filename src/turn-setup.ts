@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { parseHostPort } from './config/schema.js';
 import type { Config } from './config/types.js';
 import { Authenticator } from './core/auth/authenticate.js';
-import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';
+import { CHANNEL_MAX, METHOD_NAMES, RFC5766_CHANNEL_MAX } from './core/constants.js';
 import { PeerPolicy } from './core/peer-policy.js';
 import type { SourceRateLimiter } from './core/rate-limit.js';
 import type { Stats } from './core/stats.js';
@@ -16,7 +16,7 @@ import type { TurnEvents, TurnOptions } from './core/turn/service.js';
 import { TurnService } from './core/turn/service.js';
 import type { RevocationList } from './credentials.js';
 import { type RelayAddress, RelayPool } from './io/relay-pool.js';
-import type { Logger } from './log.js';
+import { LogBudget, type Logger } from './log.js';
 
 /** RFC 8656 §7.2: the default allocation lifetime (10 minutes). */
 export const DEFAULT_LIFETIME_SEC = 600;
@@ -99,6 +99,7 @@ export function ownServices(
 
 export function turnOptions(config: Config): TurnOptions {
   return {
+    enabled: turnEnabled(config),
     defaultLifetimeSec: Math.min(DEFAULT_LIFETIME_SEC, config.maxAllocateLifetime),
     maxLifetimeSec: config.maxAllocateLifetime,
     permissionLifetimeSec: config.permissionLifetime,
@@ -167,7 +168,25 @@ export function buildTurn(
     log,
   );
   const nonceSecret = randomBytes(32);
+  // Anyone can make authentication fail at will: at most 10 lines a second reach the log.
+  const authLogBudget = new LogBudget(10);
   const events: TurnEvents = {
+    authFailed: (f) => {
+      const suppressed = authLogBudget.take(Date.now());
+      if (suppressed < 0) return;
+      log.info(
+        {
+          reason: f.reason,
+          code: f.code,
+          method: METHOD_NAMES[f.method] ?? f.method,
+          user: f.username,
+          realm: f.realm,
+          client: `${f.transport}:${f.address}:${f.port}`,
+          ...(suppressed > 0 ? { suppressed } : {}),
+        },
+        'authentication failed',
+      );
+    },
     allocationCreated: (a) =>
       log.info(
         {

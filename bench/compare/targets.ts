@@ -108,9 +108,8 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
           String(TURNPIKE_PORTS.min),
           '--max-port',
           String(TURNPIKE_PORTS.max),
-          // 401s answer every first Allocate; the default limit (10/s per source IP) would throttle setup.
-          '--unauthorized-ratelimit-rps',
-          '0',
+          // The default unauthenticated-response limit stays on (10/s per source IP): every Allocate
+          // starts with a 401, and the tool's one source IP is exempt once it has authenticated.
           '--prometheus',
           '--prometheus-address',
           '127.0.0.1',

@@ -49,6 +49,17 @@ export function loadConfig(options: LoadOptions): Config {
   return deepFreeze(checkConfig(merged));
 }
 
+/**
+ * Builds the configuration from one object in the config-file shape (key names and JSON types, as
+ * in `turnserver.json`): embedded defaults < `settings`. No file and no environment are read. Checked
+ * like a config file (unknown keys refused, cross-field rules), then deep-frozen. Throws
+ * ConfigError; `source` ends each message.
+ */
+export function configFromObject(settings: unknown, source = 'settings'): Config {
+  const merged: MutableConfig = { ...defaults(), ...validateEntries(settings, source) };
+  return deepFreeze(checkConfig(merged));
+}
+
 // ---------------------------------------------------------------------------------------------
 // JSON file
 

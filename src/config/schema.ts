@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer';
 import { isIP } from 'node:net';
 import { parseIp } from '../core/ip.js';
 import { ConfigError } from '../errors.js';
-import type { Config, DefaultAddressFamily, LogLevel } from './types.js';
+import type { Config, DefaultAddressFamily, LogFormat, LogLevel } from './types.js';
 
 /** Returns a description of what is wrong with one string item, or undefined when it is fine. */
 export type ItemCheck = (item: string) => string | undefined;
@@ -269,7 +269,7 @@ function string<F extends FieldOf<string> | FieldOf<string | undefined>>(
   };
 }
 
-function oneOf<F extends FieldOf<LogLevel> | FieldOf<DefaultAddressFamily>>(
+function oneOf<F extends FieldOf<LogLevel> | FieldOf<LogFormat> | FieldOf<DefaultAddressFamily>>(
   name: string,
   field: F,
   o: Common & { values: readonly Config[F][]; default: Config[F]; arg?: string },
@@ -307,6 +307,7 @@ function list<F extends FieldOf<readonly string[]>>(
 const PORT = { min: 1, max: 65535, arg: 'port' } as const;
 const INT32 = 2_147_483_647;
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 
 // ---------------------------------------------------------------------------------------------
 // The table
@@ -465,6 +466,22 @@ export const KEYS = [
     description:
       'Unauthenticated error responses (400, 401, 420, 438) per second to one source IP, with a burst of twice as many; 0 disables the limit.',
   }),
+  integer('verified-source-lifetime', 'verifiedSourceLifetime', {
+    min: 0,
+    max: 86400,
+    default: 600,
+    arg: 'seconds',
+    description:
+      'A source IP that sent a request with valid MESSAGE-INTEGRITY (or holds a live allocation) is exempt from unauthorized-ratelimit-rps for this long after its last authenticated request; a spoofed source never authenticates. 0 exempts no one.',
+  }),
+  integer('max-verified-sources', 'maxVerifiedSources', {
+    min: 1,
+    max: 10000000,
+    default: 65536,
+    arg: 'count',
+    description:
+      'Most source IPs remembered as verified (least recently authenticated evicted first; an evicted IP is rate-limited again until it authenticates).',
+  }),
   boolean('rfc5766-channel-numbers', 'rfc5766ChannelNumbers', {
     default: false,
     description:
@@ -526,6 +543,13 @@ export const KEYS = [
     arg: 'level',
     description: 'Log level: trace, debug, info, warn, error, fatal or silent.',
   }),
+  oneOf('log-format', 'logFormat', {
+    values: LOG_FORMATS,
+    default: 'auto',
+    arg: 'format',
+    description:
+      'Log format: json (one JSON object per line, for journald and log shippers), pretty (human-readable, via pino-pretty), or auto: pretty when stdout is a terminal, else json.',
+  }),
   boolean('no-udp', 'noUdp', { default: false, description: 'Do not listen on UDP.' }),
   boolean('no-tcp', 'noTcp', { default: false, description: 'Do not listen on TCP.' }),
   boolean('no-tls', 'noTls', { default: false, description: 'Do not listen on TLS, even when cert is set.' }),
@@ -543,7 +567,8 @@ export const KEYS = [
     min: 0,
     max: INT32,
     default: 256,
-    description: 'Most concurrent TCP and TLS connections from one source IP address; 0 means no per-IP cap.',
+    description:
+      'Most concurrent unauthenticated TCP and TLS connections (holding no allocation) from one source IP address; a new connection from an address at the cap closes its oldest unauthenticated connection. Connections with an allocation count against user-quota and total-quota instead. 0 means no per-IP cap.',
   }),
   integer('tls-handshake-timeout', 'tlsHandshakeTimeout', {
     min: 1,

@@ -9,6 +9,9 @@
  * The object is replaced as a whole on reload, never mutated.
  */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+/** `log-format`: `auto` is pretty when stdout is a terminal, else json. */
+export type LogFormat = 'auto' | 'json' | 'pretty';
 /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY (`allocation-default-address-family`). */
 export type DefaultAddressFamily = 'ipv4' | 'ipv6' | 'keep';
 
@@ -60,6 +63,10 @@ export interface Config {
   readonly maxChannels: number;
   /** Unauthenticated error responses per second per source IP (`unauthorized-ratelimit-rps`, 10; 0 = off). */
   readonly unauthorizedRatelimitRps: number;
+  /** Seconds a source IP stays exempt from that limit after its last authenticated request (`verified-source-lifetime`, 600; 0 = none). */
+  readonly verifiedSourceLifetime: number;
+  /** Most source IPs remembered as verified (`max-verified-sources`, 65536; LRU). */
+  readonly maxVerifiedSources: number;
   /** Accept RFC 5766 channel numbers 0x4000–0x7FFE, not only RFC 8656's 0x4000–0x4FFF (`rfc5766-channel-numbers`). */
   readonly rfc5766ChannelNumbers: boolean;
   /** Do not offer SHA-256 in challenges (`no-sha256`). */
@@ -84,6 +91,8 @@ export interface Config {
   readonly drainTimeout: number;
   /** pino level (`log-level`, default `info`). */
   readonly logLevel: LogLevel;
+  /** `log-format`: json, pretty, or auto (pretty on a terminal; default). */
+  readonly logFormat: LogFormat;
   /** Disable listeners (`no-udp`, `no-tcp`, `no-tls`). */
   readonly noUdp: boolean;
   readonly noTcp: boolean;

@@ -19,16 +19,25 @@ export class Stats {
   droppedBackpressure = 0;
   /** Error responses sent, by code. */
   readonly errorResponses = new Map<number, number>();
-  /** TCP/TLS connections accepted / refused (cap) / closed for a protocol violation or timeout. */
+  /** TCP/TLS connections accepted / refused (`max-tcp-connections`) / closed for a protocol violation or timeout. */
   streamAccepted = 0;
   streamRefused = 0;
   streamClosedBadFrame = 0;
   streamClosedTimeout = 0;
+  /**
+   * TCP/TLS connections closed to make room for a new one from the same IP: the oldest connection
+   * holding no allocation, when the IP was at `max-tcp-connections-per-ip`.
+   */
+  streamEvicted = 0;
 
   /** TURN: requests answered from the retransmission cache. */
   retransmissions = 0;
   /** Unauthenticated error responses not sent because the source exceeded its rate. */
   droppedRateLimited = 0;
+  /** 401 challenges to requests without credentials (the normal first step of an allocation). */
+  authChallenges = 0;
+  /** TURN requests refused because TURN is disabled (no users or secrets). */
+  turnDisabledRefusals = 0;
   /** Allocates that failed after authentication (no relay port: 508). */
   allocateFailures = 0;
   allocationsCreated = 0;

@@ -130,7 +130,10 @@ export class StunCore {
     endpoint: ClientEndpoint | undefined,
     unknown?: readonly number[],
   ): Buffer | null {
-    if ((endpoint === undefined || endpoint.transport === 'udp') && !this.limiter.take(address, Date.now())) {
+    if (
+      (endpoint === undefined || endpoint.transport === 'udp') &&
+      !this.limiter.allow(address, Date.now(), 'error')
+    ) {
       this.stats.droppedRateLimited++;
       return null;
     }

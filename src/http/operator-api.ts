@@ -2,6 +2,8 @@
  * Operator endpoints of the HTTP listener, all behind the bearer token (`api-token`):
  *
  *   GET  /ice-servers?userid=…&ttl=…&transport=…   RTCConfiguration with TURN REST credentials
+ *        &format=rest                              the same credential and TURN URLs as the TURN
+ *                                                  REST API draft's {username, password, ttl, uris}
  *   GET  /admin/allocations                        live allocations, with counters
  *   POST /admin/disconnect   {"user": "…"}         deletes a user's allocations (reason 'admin')
  *   POST /admin/revoke       {"userid": "…", "until": <unix s>}
@@ -22,9 +24,17 @@ import type { Config } from '../config/types.js';
 import { parseRestUsername } from '../core/auth/rest-secret.js';
 import type { Allocation } from '../core/turn/allocation.js';
 import type { TurnService } from '../core/turn/service.js';
-import { hostAddresses, hostPort, iceServers, MAX_TTL_SEC, type RevocationList } from '../credentials.js';
+import {
+  hostAddresses,
+  hostPort,
+  iceServers,
+  MAX_TTL_SEC,
+  parseCredentialFormat,
+  type RevocationList,
+  restApiAnswer,
+} from '../credentials.js';
 import type { Logger } from '../log.js';
-import type { TurnSetup } from '../turn-setup.js';
+import { type TurnSetup, turnEnabled } from '../turn-setup.js';
 import { type HttpApi, type HttpReply, json } from './server.js';
 import { TEST_PAGE_HEADERS, testPageHtml } from './test-page.js';
 
@@ -157,6 +167,8 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
     '/ice-servers',
     (_req, url) => {
       const q = url.searchParams;
+      const format = parseCredentialFormat(q.get('format'));
+      if (!format.ok) return error(400, format.error);
       const r = iceServers(
         deps.config(),
         {
@@ -167,7 +179,8 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
         },
         hosts,
       );
-      return r.ok ? json(200, r.value) : error(r.status, r.error);
+      if (!r.ok) return error(r.status, r.error);
+      return json(200, format.format === 'rest' ? restApiAnswer(r.value) : r.value);
     },
     guarded,
   );
@@ -185,7 +198,10 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
               .filter((a) => !a.pending)
               .sort((a, b) => a.id - b.id)
               .map((a) => describeAllocation(a, now));
-      return json(200, { turn: service !== undefined, count: list.length, allocations: list });
+      // `turn`: whether TURN is served (users or secrets configured); allocations made before a
+      // reload that switched it off are still listed until they end.
+      const turn = service !== undefined && turnEnabled(deps.config());
+      return json(200, { turn, count: list.length, allocations: list });
     },
     guarded,
   );

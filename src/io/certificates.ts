@@ -6,11 +6,79 @@
  * and logs why.
  */
 
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
+
+/** Subject, expiry and fingerprint of a certificate (for logs and metrics). */
+export interface CertificateInfo {
+  readonly subject: string;
+  readonly validTo: string;
+  readonly fingerprint256: string;
+}
+
+/** A certificate chain and key that load together. */
+export interface LoadedCertificate {
+  readonly context: SecureContext;
+  readonly info: CertificateInfo;
+}
+
+const ENCRYPTED_PEM = /-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m;
+
+function readPem(key: 'cert' | 'pkey', path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Reads the PEM certificate chain and private key files and builds the TLS context from them, as
+ * the TLS listener uses it. Each failure is a ConfigError naming the key at fault: `cert` for an
+ * unreadable file or no certificate in it, `pkey` for an unreadable, invalid or encrypted key, or
+ * a key that is not the certificate's. Used at start-up (and by `check-config`) and on every reload.
+ */
+export function loadCertificatePair(certPath: string, keyPath: string): LoadedCertificate {
+  const cert = readPem('cert', certPath);
+  const key = readPem('pkey', keyPath);
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (err) {
+    throw new ConfigError('cert', `${certPath} holds no valid PEM certificate: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (ENCRYPTED_PEM.test(key.toString('latin1'))) {
+    throw new ConfigError('pkey', `${keyPath} is encrypted: turnpike needs an unencrypted PEM private key`);
+  }
+  try {
+    createPrivateKey(key);
+  } catch (err) {
+    throw new ConfigError('pkey', `${keyPath} holds no valid PEM private key: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  let context: SecureContext;
+  try {
+    context = createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') {
+      throw new ConfigError('pkey', `${keyPath} is not the private key of the certificate in ${certPath}`, {
+        cause: err,
+      });
+    }
+    throw new ConfigError('cert', `cannot use ${certPath} with ${keyPath}: ${e.message}`, { cause: err });
+  }
+  return {
+    context,
+    info: { subject: x509.subject, validTo: x509.validTo, fingerprint256: x509.fingerprint256 },
+  };
+}
 
 export class CertificateStore {
   private readonly certPath: string;
@@ -20,35 +88,22 @@ export class CertificateStore {
   private watchers: StatWatcher[] = [];
   private pending: NodeJS.Timeout | undefined;
   /** Subject and expiry of the certificate in use (for logs and metrics). */
-  info: { subject: string; validTo: string; fingerprint256: string };
+  info: CertificateInfo;
   reloads = 0;
   failedReloads = 0;
 
-  /** Loads the pair; a failure at start-up is a configuration error naming the key. */
+  /** Loads the pair; a failure at start-up is a configuration error naming the key (see `loadCertificatePair`). */
   constructor(certPath: string, keyPath: string, log: Logger) {
     this.certPath = certPath;
     this.keyPath = keyPath;
     this.log = log;
-    try {
-      const loaded = this.load();
-      this.context = loaded.context;
-      this.info = loaded.info;
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const key = e.path === keyPath || /key/i.test(e.message) ? 'pkey' : 'cert';
-      throw new ConfigError(key, `cannot load the TLS certificate/key: ${e.message}`, { cause: err });
-    }
+    const loaded = this.load();
+    this.context = loaded.context;
+    this.info = loaded.info;
   }
 
-  private load(): { context: SecureContext; info: CertificateStore['info'] } {
-    const cert = readFileSync(this.certPath);
-    const key = readFileSync(this.keyPath);
-    const context = createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
-    const x509 = new X509Certificate(cert);
-    return {
-      context,
-      info: { subject: x509.subject, validTo: x509.validTo, fingerprint256: x509.fingerprint256 },
-    };
+  private load(): LoadedCertificate {
+    return loadCertificatePair(this.certPath, this.keyPath);
   }
 
   /** The context for the next handshake. */

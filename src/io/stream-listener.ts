@@ -3,7 +3,13 @@
  * framing. Each connection owns a StreamFramer and is the ClientEndpoint of its allocation.
  *
  * Limits protect the process from any single client:
- *  - a cap on concurrent connections in total and per source IP (further ones are closed at accept);
+ *  - a cap on concurrent connections in total (further ones are closed at accept);
+ *  - a cap per source IP that counts only unauthenticated connections, those holding no allocation
+ *    (being set up, Binding-only, or whose allocation ended). Many clients share one IP (corporate
+ *    egress, CGNAT): once a connection has allocated it counts against the user and total quotas
+ *    of the TURN core instead. A new connection from an IP at its cap closes the oldest
+ *    unauthenticated connection of that IP (even mid-handshake), so a flood of idle connections
+ *    from one address cannot lock out a client behind it;
  *  - a TLS handshake timeout;
  *  - an idle timeout while the connection holds no allocation (a connection that never sends a
  *    valid message, or a Binding-only one gone quiet); with an allocation, the allocation's own
@@ -42,7 +48,10 @@ export interface StreamListenerOptions {
   readonly port: number;
   /** Shared by every TCP/TLS listener of the server. */
   readonly budget: ConnectionBudget;
-  /** Most concurrent connections from one source IP (0 = no per-IP cap). */
+  /**
+   * Most concurrent unauthenticated connections (holding no allocation) from one source IP; at the
+   * cap, a new connection closes the IP's oldest one (0 = no per-IP cap).
+   */
   readonly maxConnectionsPerIp: number;
   readonly idleTimeoutMs: number;
   readonly frameTimeoutMs: number;
@@ -85,7 +94,13 @@ class Connection implements ClientEndpoint {
   midFrameSinceMs = 0;
   /** Bytes of a PROXY header received so far. */
   proxyBuf: Buffer | undefined = undefined;
+  /**
+   * The allocation of this connection's 5-tuple as last looked up (pending included), or undefined.
+   * Undefined (or deleted) exactly when the connection counts against the per-IP cap.
+   */
   allocation: Allocation | undefined = undefined;
+  /** In the listener's per-IP set of unauthenticated connections. */
+  counted = false;
   closed = false;
   private readonly listener: StreamListener;
 
@@ -130,7 +145,13 @@ export class StreamListener {
   private readonly log: Logger;
   private server: Server | undefined;
   private readonly connections = new Set<Connection>();
-  private readonly perIp = new Map<string, number>();
+  /**
+   * Open connections holding no allocation, by cap address, oldest first (a Set iterates in
+   * insertion order): the oldest is `values().next()`, and adding, removing and evicting are O(1).
+   * An IP's entry is deleted with its last connection, so the map never holds more IPs than there
+   * are connections, nor a set more than `maxConnectionsPerIp` of them.
+   */
+  private readonly unauthenticated = new Map<string, Set<Connection>>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: StreamListenerOptions, core: StunCore, log: Logger) {
@@ -142,6 +163,16 @@ export class StreamListener {
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Open connections from `ip` (a cap address) that hold no allocation. */
+  unauthenticatedCount(ip: string): number {
+    return this.unauthenticated.get(ip)?.size ?? 0;
+  }
+
+  /** Source IPs with at least one unauthenticated connection (per-IP entries held). */
+  get trackedIpCount(): number {
+    return this.unauthenticated.size;
   }
 
   async start(): Promise<void> {
@@ -194,20 +225,15 @@ export class StreamListener {
     socket.on('error', () => {
       // Resets and timeouts of one client are routine; 'close' follows.
     });
-    const ip = conn.capAddress;
-    const n = this.perIp.get(ip) ?? 0;
     const budget = this.options.budget;
-    if (
-      budget.open >= budget.max ||
-      (this.options.maxConnectionsPerIp > 0 && n >= this.options.maxConnectionsPerIp)
-    ) {
+    if (budget.open >= budget.max) {
       this.core.stats.streamRefused++;
       socket.destroy();
       return;
     }
     budget.open++;
-    this.perIp.set(ip, n + 1);
     this.connections.add(conn);
+    this.countUnauthenticated(conn);
     this.core.stats.streamAccepted++;
     socket.on('close', () => this.onClose(conn));
     if (this.options.proxyProtocol) {
@@ -307,18 +333,20 @@ export class StreamListener {
       if (kind === PacketKind.Stun) {
         const out = this.core.handle(frame, conn.remoteAddress, conn.remotePort, conn);
         if (out !== null) conn.send(out);
+        // An Allocate adds the allocation (pending) before returning; a Refresh 0 deletes it.
+        const a = conn.allocation;
+        if (a === undefined || a.deleted) this.setAllocation(conn, this.lookUpAllocation(conn));
         return;
       }
       // ChannelData (padding already stripped by the framer).
-      const turn = this.core.turn;
       let a = conn.allocation;
-      if ((a === undefined || a.deleted) && turn !== undefined) {
-        a = turn.table.find(conn, conn.remoteAddress, conn.remotePort);
-        conn.allocation = a;
+      if (a === undefined || a.deleted) {
+        a = this.lookUpAllocation(conn);
+        this.setAllocation(conn, a);
       }
       const len = channelDataLength(frame, this.core.maxChannel);
       if (a === undefined || a.pending || len < 0) this.core.stats.droppedNoAllocation++;
-      else turn!.relayChannelData(a, frame, len);
+      else this.core.turn!.relayChannelData(a, frame, len);
     });
     if (err !== null) {
       this.core.stats.streamClosedBadFrame++;
@@ -340,24 +368,77 @@ export class StreamListener {
     return true;
   }
 
+  /** The allocation of the connection's 5-tuple in the TURN table (pending included). */
+  private lookUpAllocation(conn: Connection): Allocation | undefined {
+    return this.core.turn?.table.find(conn, conn.remoteAddress, conn.remotePort);
+  }
+
+  /**
+   * Records the connection's allocation (`a`, or none) and moves the connection out of, or back
+   * into, the per-IP count of unauthenticated connections.
+   */
+  private setAllocation(conn: Connection, a: Allocation | undefined): void {
+    if (conn.closed) return;
+    conn.allocation = a;
+    if (a !== undefined) this.uncount(conn);
+    else if (!conn.counted) this.countUnauthenticated(conn);
+  }
+
+  /**
+   * Counts `conn` as the newest unauthenticated connection of its IP; when the IP is at the cap,
+   * its oldest unauthenticated connection is closed first.
+   */
+  private countUnauthenticated(conn: Connection): void {
+    const ip = conn.capAddress;
+    const cap = this.options.maxConnectionsPerIp;
+    let set = this.unauthenticated.get(ip);
+    if (cap > 0 && set !== undefined && set.size >= cap) {
+      const oldest = set.values().next().value!;
+      this.core.stats.streamEvicted++;
+      this.log.debug({ remote: ip }, 'closing the oldest unauthenticated connection of the IP: per-IP cap');
+      oldest.raw.destroy();
+      this.onClose(oldest); // may delete the IP's entry (cap 1)
+      set = this.unauthenticated.get(ip);
+    }
+    if (set === undefined) {
+      set = new Set();
+      this.unauthenticated.set(ip, set);
+    }
+    set.add(conn);
+    conn.counted = true;
+  }
+
+  private uncount(conn: Connection): void {
+    if (!conn.counted) return;
+    conn.counted = false;
+    const set = this.unauthenticated.get(conn.capAddress);
+    if (set === undefined) return;
+    set.delete(conn);
+    if (set.size === 0) this.unauthenticated.delete(conn.capAddress);
+  }
+
   private onClose(conn: Connection): void {
     if (conn.closed) return;
     conn.closed = true;
     this.connections.delete(conn);
     this.options.budget.open--;
-    const n = (this.perIp.get(conn.capAddress) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(conn.capAddress);
-    else this.perIp.set(conn.capAddress, n);
+    this.uncount(conn);
+    conn.allocation = undefined;
     conn.framer.reset();
     // RFC 8656 §5: the allocation of a TCP/TLS connection ends with the connection.
     this.core.turn?.endpointClosed(conn);
   }
 
-  /** Closes connections that stalled mid-message, idled without an allocation, or never finished TLS. */
+  /**
+   * Closes connections that stalled mid-message, idled without an allocation, or never finished TLS;
+   * notices allocations that ended (expiry, Refresh 0, a failed relay bind) under a connection that
+   * stays open, which then counts against the per-IP cap again.
+   */
   sweep(nowMs: number): void {
     const { frameTimeoutMs, idleTimeoutMs } = this.options;
     const handshakeMs = this.options.tls?.handshakeTimeoutMs ?? Number.POSITIVE_INFINITY;
-    const turn = this.core.turn;
+    // Deleting from a Set while iterating it is safe: connections closed here (or evicted by
+    // setAllocation) and not yet visited are skipped.
     for (const conn of this.connections) {
       let expired: boolean;
       if (conn.state !== ConnState.Open) {
@@ -366,8 +447,10 @@ export class StreamListener {
       } else if (conn.midFrameSinceMs !== 0 && nowMs - conn.midFrameSinceMs >= frameTimeoutMs) {
         expired = true;
       } else {
-        const hasAllocation = turn?.table.find(conn, conn.remoteAddress, conn.remotePort) !== undefined;
-        expired = !hasAllocation && nowMs - conn.lastMessageAtMs >= idleTimeoutMs;
+        let a = conn.allocation;
+        if (a === undefined || a.deleted) a = this.lookUpAllocation(conn);
+        expired = a === undefined && nowMs - conn.lastMessageAtMs >= idleTimeoutMs;
+        if (!expired) this.setAllocation(conn, a);
       }
       if (expired) {
         this.core.stats.streamClosedTimeout++;

@@ -5,12 +5,15 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { METHOD_NAMES } from '../core/constants.js';
+import type { SourceRateLimiter } from '../core/rate-limit.js';
 import type { Stats } from '../core/stats.js';
 import type { TurnService } from '../core/turn/service.js';
 import type { StreamListener } from '../io/stream-listener.js';
 
 export interface MetricsSources {
   readonly stats: Stats;
+  /** The unauthenticated-response limiter (verified sources, refusals). */
+  readonly limiter?: SourceRateLimiter;
   readonly turn: () => TurnService | undefined;
   readonly streams: () => readonly StreamListener[];
 }
@@ -61,6 +64,9 @@ export class Metrics {
       registers: [r],
       collect() {
         this.reset();
+        // Every series exists from the first scrape, at 0 until an allocation of its kind.
+        for (const transport of ['udp', 'tcp', 'tls'])
+          for (const family of ['ipv4', 'ipv6']) this.set({ transport, family }, 0);
         const turn = sources.turn();
         if (turn === undefined) return;
         const counts = new Map<string, number>();
@@ -133,8 +139,11 @@ export class Metrics {
     labeledCounter('turn_stun_errors_total', 'Error responses sent, by error code.', ['code'], () =>
       [...stats.errorResponses].map(([code, n]) => [{ code: String(code) }, n]),
     );
-    labeledCounter('turn_auth_failures_total', 'Authentication failures, by reason.', ['reason'], () =>
-      [...stats.authFailures].map(([reason, n]) => [{ reason }, n]),
+    labeledCounter(
+      'turn_auth_failures_total',
+      'Authentication failures, by reason (the first 401 challenge of an allocation is not one: see turn_auth_challenges_total).',
+      ['reason'],
+      () => [...stats.authFailures].map(([reason, n]) => [{ reason }, n]),
     );
     counter(
       'turn_stale_nonces_total',
@@ -163,7 +172,43 @@ export class Metrics {
       [{ outcome: 'refused' }, stats.streamRefused],
       [{ outcome: 'closed_bad_frame' }, stats.streamClosedBadFrame],
       [{ outcome: 'closed_timeout' }, stats.streamClosedTimeout],
+      [{ outcome: 'evicted_per_ip' }, stats.streamEvicted],
     ]);
+    const { limiter } = sources;
+    if (limiter !== undefined) {
+      labeledCounter(
+        'turn_rate_limited_total',
+        'Error responses to unauthenticated UDP requests not sent because their source IP exceeded unauthorized-ratelimit-rps, by kind (challenge: 401/438, error: 400/420).',
+        ['reason'],
+        () => [
+          [{ reason: 'challenge' }, limiter.limitedChallenges],
+          [{ reason: 'error' }, limiter.limitedErrors],
+        ],
+      );
+      new Gauge({
+        name: 'turn_verified_sources',
+        help: 'Source IPs remembered as verified (exempt from the unauthenticated-response limit).',
+        registers: [r],
+        collect() {
+          this.set(limiter.verifiedCount);
+        },
+      });
+      counter(
+        'turn_verified_sources_evicted_total',
+        'Verified source IPs forgotten early because max-verified-sources was reached.',
+        () => limiter.evictions,
+      );
+    }
+    counter(
+      'turn_auth_challenges_total',
+      'Requests without credentials answered with a 401 challenge (the first step of every allocation; not failures).',
+      () => stats.authChallenges,
+    );
+    counter(
+      'turn_disabled_refusals_total',
+      'TURN requests refused because TURN is disabled (no users or secrets configured).',
+      () => stats.turnDisabledRefusals,
+    );
     counter('turn_peer_refusals_total', 'Peers refused by the peer policy (403).', () => stats.peerRefusals);
     this.allocationLifetime = new Histogram({
       name: 'turn_allocation_lifetime_seconds',

@@ -32,6 +32,7 @@ import {
 import { decodeStun, type StunView } from '../core/stun/decode.js';
 import { StunWriter } from '../core/stun/encode.js';
 import { longTermKey, verifyMessageIntegrity } from '../core/stun/integrity.js';
+import { TURN_DISABLED_REASON } from '../core/turn/service.js';
 import { hostPort } from '../credentials.js';
 import { type Outcome, ProbeConnection } from './transport.js';
 import { formatServerUri, type ServerUri } from './uri.js';
@@ -387,6 +388,18 @@ export async function runProbe(o: ProbeOptions): Promise<ProbeReport> {
   let challengeRtt: number | undefined;
   if (first.success) {
     allocation = first; // a server without authentication
+  } else if (first.code === 401 && readErrorCode(first.view)?.reason === TURN_DISABLED_REASON) {
+    // turnpike's answer while it has no users and no secrets: TURN cannot work, whatever the credentials.
+    steps.push({
+      name: 'allocate',
+      ok: false,
+      rttMs: first.rttMs,
+      code: 401,
+      detail: TURN_DISABLED_REASON,
+      problem: 'TURN is disabled on this server (no users or secrets configured)',
+      hint: 'configure a user (user = name:password) or use-auth-secret with static-auth-secret on the server, then reload it (SIGHUP)',
+    });
+    return finish();
   } else if (first.code === 401) {
     challengeRtt = first.rttMs;
     realm = readString(first.view, AttrType.Realm);

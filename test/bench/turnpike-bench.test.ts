@@ -81,8 +81,6 @@ t.before(async () => {
     'rest-secret',
     '--allowed-peer-ip',
     '127.0.0.1',
-    '--unauthorized-ratelimit-rps',
-    '0',
     '--prometheus',
     '--prometheus-address',
     '127.0.0.1',

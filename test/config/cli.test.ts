@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import { type CliIo, main } from '../../src/cli.js';
 import { defaults } from '../../src/config/schema.js';
 import type { Config } from '../../src/config/types.js';
 import { BindError, ConfigError } from '../../src/errors.js';
+import { makeCertificate } from '../fixtures/helpers/certificates.js';
 
 interface Run {
   code: number;
@@ -74,14 +76,20 @@ t.test('turnpike and turnpike start run the daemon with the loaded config', asyn
 
 t.test('--no-x flags: given means true, absent leaves the file value alone', async (t) => {
   const dir = t.testdir({
-    'on.json': JSON.stringify({ 'no-udp': true, 'no-tcp': true, prometheus: true }),
+    'on.json': JSON.stringify({ 'no-udp': true, 'no-tls': true, prometheus: true }),
     'off.json': JSON.stringify({ 'no-udp': false }),
+    'none.json': JSON.stringify({ 'no-udp': true, 'no-tcp': true }),
   });
   let r = await run(['start', '-c', join(dir, 'on.json')]);
   t.equal(r.started[0]?.noUdp, true, 'file no-udp kept');
-  t.equal(r.started[0]?.noTcp, true, 'file no-tcp kept');
-  t.equal(r.started[0]?.noTls, false);
+  t.equal(r.started[0]?.noTls, true, 'file no-tls kept');
+  t.equal(r.started[0]?.noTcp, false);
   t.equal(r.started[0]?.prometheus, true, 'file prometheus kept');
+
+  r = await run(['start', '-c', join(dir, 'none.json')]);
+  t.equal(r.code, 78, 'file no-udp and no-tcp kept: nothing to listen on');
+  t.match(r.stderr, /configuration error: no-udp: no listener enabled/);
+  t.same(r.started, []);
 
   r = await run(['start', '--config', join(dir, 'off.json'), '--no-udp', '--no-tls', '--prometheus']);
   t.equal(r.started[0]?.noUdp, true, '--no-udp overrides the file');
@@ -200,4 +208,151 @@ t.test('daemon failures: ConfigError exits 78, anything else 1', async (t) => {
   });
   t.equal(r.code, 1);
   t.match(r.stderr, /^turnpike: fatal error: Error: boom/);
+});
+
+t.test('start and check-config refuse the same configurations, with the same message', async (t) => {
+  const dir = t.testdir({ 'garbage.pem': 'not a PEM file\n' });
+  const good = makeCertificate(dir, 'good');
+  const other = makeCertificate(dir, 'other');
+  const encryptedKey = join(dir, 'encrypted.key');
+  execFileSync('openssl', ['pkey', '-in', good.key, '-aes256', '-passout', 'pass:x', '-out', encryptedKey], {
+    stdio: 'ignore',
+    timeout: 10_000,
+  });
+  const tls = (cert: string, key: string): string[] => ['--cert', cert, '--pkey', key];
+  const cases: [string, string[], RegExp][] = [
+    [
+      'no listener',
+      ['--no-udp', '--no-tcp'],
+      /^turnpike: configuration error: no-udp: no listener enabled: no-udp and no-tcp are both set and TLS is off \(cert and pkey are not set\)\n$/,
+    ],
+    [
+      'no listener: TLS switched off',
+      ['--no-udp', '--no-tcp', '--no-tls', ...tls(good.cert, good.key)],
+      /^turnpike: configuration error: no-udp: no listener enabled: .*\(no-tls is set\)\n$/,
+    ],
+    [
+      'missing certificate file',
+      tls(join(dir, 'missing.crt'), good.key),
+      /^turnpike: configuration error: cert: cannot read .*missing\.crt: ENOENT/,
+    ],
+    [
+      'missing key file',
+      tls(good.cert, join(dir, 'missing.key')),
+      /^turnpike: configuration error: pkey: cannot read .*missing\.key: ENOENT/,
+    ],
+    [
+      'not a certificate',
+      tls(join(dir, 'garbage.pem'), good.key),
+      /^turnpike: configuration error: cert: .*garbage\.pem holds no valid PEM certificate/,
+    ],
+    [
+      'a certificate as the key',
+      tls(good.cert, good.cert),
+      /^turnpike: configuration error: pkey: .*good\.crt holds no valid PEM private key/,
+    ],
+    [
+      'an encrypted key',
+      tls(good.cert, encryptedKey),
+      /^turnpike: configuration error: pkey: .*encrypted\.key is encrypted/,
+    ],
+    [
+      "a key that is not the certificate's",
+      tls(good.cert, other.key),
+      /^turnpike: configuration error: pkey: .*other\.key is not the private key of the certificate in .*good\.crt\n$/,
+    ],
+    [
+      'the same address twice',
+      ['--listening-ip', '::1', '--listening-ip', '0:0:0:0:0:0:0:1'],
+      /^turnpike: configuration error: listening-ip: ::1 is listed twice\n$/,
+    ],
+    [
+      'a wildcard and an address it covers',
+      ['--listening-ip', '127.0.0.1', '--listening-ip', '0.0.0.0'],
+      /^turnpike: configuration error: listening-ip: 0\.0\.0\.0 already covers 127\.0\.0\.1/,
+    ],
+    [
+      'an IPv4-mapped address',
+      ['--listening-ip', '::ffff:127.0.0.1'],
+      /^turnpike: configuration error: listening-ip: ::ffff:127\.0\.0\.1 is an IPv4-mapped IPv6 address.* 127\.0\.0\.1\n$/,
+    ],
+    [
+      'the HTTP port on the TCP port',
+      ['--listening-ip', '127.0.0.1', '--prometheus', '--prometheus-port', '3478'],
+      /^turnpike: configuration error: prometheus-port: 3478 is also listening-port, and the TCP listener on 127\.0\.0\.1 takes it/,
+    ],
+  ];
+  for (const [name, argv, message] of cases) {
+    const check = await run(['check-config', ...argv]);
+    const start = await run(['start', ...argv]);
+    const implicit = await run(argv);
+    t.equal(check.code, 78, `${name}: check-config exits 78`);
+    t.match(check.stderr, message, `${name}: check-config message`);
+    t.equal(check.stdout, '', `${name}: nothing printed`);
+    for (const r of [start, implicit]) {
+      t.equal(r.code, 78, `${name}: start exits 78`);
+      t.equal(r.stderr, check.stderr, `${name}: start says what check-config says`);
+      t.same(r.started, [], `${name}: the daemon is not started`);
+    }
+  }
+
+  // The good pair passes; with no-tls the files are not read at all (the daemon does not read them).
+  const ok = await run(['check-config', ...tls(good.cert, good.key)]);
+  t.equal(ok.code, 0, ok.stderr);
+  t.equal(ok.stderr, '');
+  const started = await run(['start', ...tls(good.cert, good.key)]);
+  t.equal(started.code, 0, started.stderr);
+  t.equal(started.started.length, 1);
+  const off = await run(['check-config', '--no-tls', ...tls(join(dir, 'missing.crt'), join(dir, 'x.key'))]);
+  t.equal(off.code, 0, off.stderr);
+});
+
+t.test('settings without effect: warnings on stderr (check-config), to the daemon (start)', async (t) => {
+  const argv = ['--realm', 'example.org', '--api-token', 'token-123456', '--no-tls', '--cert', 'c.pem'];
+  const argvWithKey = [...argv, '--pkey', 'k.pem'];
+  const check = await run(['check-config', ...argvWithKey]);
+  t.equal(check.code, 0, 'warnings do not fail the check');
+  const expected = [
+    'realm has no effect: TURN is off (no user and no use-auth-secret)',
+    'api-token has no effect: the HTTP listener is off (prometheus is not set)',
+    'cert has no effect: no-tls is set',
+    'pkey has no effect: no-tls is set',
+  ];
+  t.equal(check.stderr, expected.map((w) => `turnpike: warning: ${w}\n`).join(''));
+  t.equal((JSON.parse(check.stdout) as Record<string, unknown>)['realm'], 'example.org');
+
+  const given: (readonly string[] | undefined)[] = [];
+  const start = await run(['start', ...argvWithKey], {
+    runDaemon: async (_config, options) => {
+      given.push(options?.warnings);
+    },
+  });
+  t.equal(start.code, 0);
+  t.equal(start.stderr, '', 'start leaves them to the daemon log');
+  t.same(given, [expected]);
+
+  const clean = await run(['check-config', '--user', 'alice:wonderland', '--realm', 'example.org']);
+  t.equal(clean.stderr, '', 'realm with TURN on: no warning');
+});
+
+t.test('an unknown command is named as such', async (t) => {
+  for (const word of ['bogus-cmd', 'chek-config', 'stop']) {
+    const r = await run([word, '--listening-port', '3478']);
+    t.equal(r.code, 78, word);
+    t.equal(
+      r.stderr,
+      `turnpike: unknown command '${word}' (commands: start, check-config, credentials, probe; see turnpike --help)\n`,
+    );
+    t.equal(r.stdout, '');
+    t.same(r.started, []);
+  }
+  let r = await run(['--listening-port', '3478']);
+  t.equal(r.code, 0, 'options only: start');
+  t.equal(r.started[0]?.listeningPort, 3478);
+  r = await run(['start', '--listening-port', '3479']);
+  t.equal(r.code, 0, 'start by name');
+  t.equal(r.started[0]?.listeningPort, 3479);
+  r = await run(['help']);
+  t.equal(r.code, 0, 'help is a command');
+  t.match(r.stdout, /check-config/);
 });

@@ -107,6 +107,8 @@ t.test('errors exit 78', async (t) => {
     [['credentials', ...rest], /userid is required/],
     [['credentials', '--userid', 'a:b', ...rest], /userid may contain only/],
     [['credentials', '--userid', 'a', '--ttl', 'soon', ...rest], /ttl must be/],
+    [['credentials', '--userid', 'a', '--ttl', '10', ...rest], /ttl must be 60-86400 seconds, got 10/],
+    [['credentials', '--userid', 'a', '--ttl', '86401', ...rest], /ttl must be 60-86400 seconds, got 86401/],
     [['credentials', '--userid', 'a', '--transport', 'tls', ...rest], /none of the requested transports/],
     [['credentials', '--userid', 'a'], /TURN REST credentials are off/],
     [['credentials', '--userid', 'a', '--use-auth-secret'], /static-auth-secret/],

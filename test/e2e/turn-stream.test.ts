@@ -251,7 +251,7 @@ t.test('a TLS connection stalled in the middle of a frame is closed within the t
   // A handshake that never completes is closed too (tls-handshake-timeout 1).
   const d2 = await daemon(t, [...tlsListener(await freePort(), pair), '--tls-handshake-timeout', '1']);
   const tlsPort2 = Number(
-    /"transport":"tls","address":"127.0.0.1","port":(\d+)/.exec(d2.lines.join('\n'))?.[1],
+    /"serves":"tcp\+tls","address":"127.0.0.1","port":(\d+)/.exec(d2.lines.join('\n'))?.[1],
   );
   const raw = connect({ host: '127.0.0.1', port: tlsPort2 });
   raw.on('error', () => {});

@@ -44,7 +44,7 @@ async function world(t: Test, options: { revocable?: boolean } = {}): Promise<Wo
       h.policy,
     );
   const drains = { count: 0 };
-  const config: Config = { ...defaults(), apiToken: TOKEN };
+  const config: Config = { ...defaults(), apiToken: TOKEN, users: ['alice:wonderland'] };
   const http = new HttpApi(createLogger('silent'), TOKEN);
   addOperatorRoutes(http, {
     config: () => config,

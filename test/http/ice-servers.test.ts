@@ -12,9 +12,11 @@ import {
   enabledTransports,
   hostPort,
   iceServers,
+  parseCredentialFormat,
   parseTtl,
   publicHost,
   RevocationList,
+  restApiAnswer,
 } from '../../src/credentials.js';
 import { addOperatorRoutes } from '../../src/http/operator-api.js';
 import { HttpApi } from '../../src/http/server.js';
@@ -70,9 +72,13 @@ t.test('user id and ttl rules', async (t) => {
   t.equal(parseTtl(''), 3600);
   t.equal(parseTtl('600'), 600);
   t.equal(parseTtl(600), 600);
-  t.equal(parseTtl('1'), 60, 'clamped up');
-  t.equal(parseTtl('0'), 60);
-  t.equal(parseTtl('999999'), 86400, 'clamped down');
+  t.equal(parseTtl('60'), 60, 'the shortest');
+  t.equal(parseTtl(86400), 86400, 'the longest');
+  t.equal(parseTtl('1'), 'ttl must be 60-86400 seconds, got 1', 'too short: refused, not raised to 60');
+  t.equal(parseTtl('59'), 'ttl must be 60-86400 seconds, got 59');
+  t.equal(parseTtl('0'), 'ttl must be 60-86400 seconds, got 0');
+  t.equal(parseTtl('86401'), 'ttl must be 60-86400 seconds, got 86401', 'too long: refused, not cut');
+  t.equal(parseTtl(999999), 'ttl must be 60-86400 seconds, got 999999');
   for (const bad of ['-5', '1.5', 'abc', '1e3', '0x10', '9999999999']) t.type(parseTtl(bad), 'string', bad);
   t.type(parseTtl(-1), 'string');
   t.type(parseTtl(Number.NaN), 'string');
@@ -151,6 +157,11 @@ t.test('refusals: REST off (409), bad user id or ttl (400)', async (t) => {
   t.match(iceServers(config(), { ...req, userid: undefined }), { ok: false, status: 400, error: /required/ });
   t.match(iceServers(config(), { ...req, userid: 'a:b' }), { ok: false, status: 400 });
   t.match(iceServers(config(), { ...req, ttl: 'soon' }), { ok: false, status: 400, error: /ttl/ });
+  t.match(iceServers(config(), { ...req, ttl: '10' }), {
+    ok: false,
+    status: 400,
+    error: 'ttl must be 60-86400 seconds, got 10',
+  });
 });
 
 t.test('revocation list: until, extension, pruning, bound', async (t) => {
@@ -237,6 +248,10 @@ t.test('GET /ice-servers over HTTP', async (t) => {
     ['userid=a:b', 400],
     [`userid=${'x'.repeat(65)}`, 400],
     ['userid=alice&ttl=-1', 400],
+    ['userid=alice&ttl=10', 400],
+    ['userid=alice&ttl=86401', 400],
+    ['userid=alice&format=xml', 400],
+    ['userid=alice&format=REST', 400],
     ['userid=alice&transport=sctp', 400],
   ] as const) {
     r = await fetch(`${base}/ice-servers?${query}`, bearer(TOKEN));
@@ -257,4 +272,56 @@ t.test('GET /ice-servers: 409 without REST credentials, 403 without an api-token
   const r2 = await fetch(`${noToken}/ice-servers?userid=alice`, bearer(TOKEN));
   t.equal(r2.status, 403);
   t.match(await r2.text(), /no api-token/);
+});
+
+t.test('the TURN REST API draft answer: the same credential and TURN URLs', async (t) => {
+  const c = config({ cert: 'c.pem', pkey: 'k.pem', tlsListeningPort: 443 });
+  const r = iceServers(c, { userid: 'alice', ttl: 600, nowSec: NOW }, noHosts);
+  if (!r.ok) throw new Error(r.error);
+  const username = `${NOW + 600}:alice`;
+  t.same(restApiAnswer(r.value), {
+    username,
+    password: hmac('first-secret', username),
+    ttl: 600,
+    uris: [
+      'turn:192.0.2.10:3478?transport=udp',
+      'turn:192.0.2.10:3478?transport=tcp',
+      'turns:192.0.2.10:443?transport=tcp',
+    ],
+  });
+  t.same(parseCredentialFormat(null), { ok: true, format: 'rtc' });
+  t.same(parseCredentialFormat(''), { ok: true, format: 'rtc' });
+  t.same(parseCredentialFormat('rtc'), { ok: true, format: 'rtc' });
+  t.same(parseCredentialFormat('rest'), { ok: true, format: 'rest' });
+  t.match(parseCredentialFormat('json'), { ok: false, error: /format must be rtc .* or rest/ });
+});
+
+t.test('GET /ice-servers?format=rest over HTTP', async (t) => {
+  const base = await api(t, config());
+  let r = await fetch(`${base}/ice-servers?userid=alice&ttl=120&format=rest`, bearer(TOKEN));
+  t.equal(r.status, 200);
+  t.match(r.headers.get('content-type'), /^application\/json/);
+  const username = `${NOW + 120}:alice`;
+  t.same(await r.json(), {
+    username,
+    password: hmac('first-secret', username),
+    ttl: 120,
+    uris: ['turn:192.0.2.10:3478?transport=udp', 'turn:192.0.2.10:3478?transport=tcp'],
+  });
+  r = await fetch(`${base}/ice-servers?userid=alice&format=rest&transport=tcp`, bearer(TOKEN));
+  t.same(((await r.json()) as { uris: string[] }).uris, ['turn:192.0.2.10:3478?transport=tcp']);
+  r = await fetch(`${base}/ice-servers?userid=alice&format=rtc`, bearer(TOKEN));
+  t.equal(r.status, 200);
+  t.type(((await r.json()) as { iceServers?: unknown }).iceServers, Array, 'rtc: the RTCConfiguration');
+  r = await fetch(`${base}/ice-servers?userid=alice&format=soap`, bearer(TOKEN));
+  t.equal(r.status, 400);
+  t.match(await r.json(), { error: /format must be rtc .* or rest/ });
+  r = await fetch(`${base}/ice-servers?userid=alice&ttl=10&format=rest`, bearer(TOKEN));
+  t.equal(r.status, 400);
+  t.same(await r.json(), { error: 'ttl must be 60-86400 seconds, got 10' });
+
+  const off = await api(t, config({ useAuthSecret: false, staticAuthSecrets: [] }));
+  r = await fetch(`${off}/ice-servers?userid=alice&format=rest`, bearer(TOKEN));
+  t.equal(r.status, 409, 'REST credentials off: 409 in either format');
+  await r.text();
 });

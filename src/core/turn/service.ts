@@ -8,7 +8,7 @@
  * `onPeerPacket`) build no objects beyond the headers they send.
  */
 import { randomBytes } from 'node:crypto';
-import type { Authenticator, AuthSuccess } from '../auth/authenticate.js';
+import type { Authenticator, AuthFailure, AuthFailureReason, AuthSuccess } from '../auth/authenticate.js';
 import { isValidChannel, PADDING, streamPadding, writeChannelHeader } from '../channel-data.js';
 import {
   AttrType,
@@ -31,6 +31,7 @@ import {
   readChannelNumber,
   readEvenPort,
   readLeadingByte,
+  readString,
   readUint32,
   type TransportAddress,
 } from '../stun/attrs.js';
@@ -75,6 +76,11 @@ export interface RelayAllocator {
 }
 
 export interface TurnOptions {
+  /**
+   * TURN is served (users or REST secrets are configured). When false, TURN requests get a 401
+   * saying TURN is disabled; switching it on or off is a reconfiguration, not a restart.
+   */
+  readonly enabled: boolean;
   readonly defaultLifetimeSec: number;
   readonly maxLifetimeSec: number;
   readonly permissionLifetimeSec: number;
@@ -102,9 +108,48 @@ export interface TurnOptions {
 
 export type DeleteReason = 'expired' | 'refreshed-to-zero' | 'connection-closed' | 'shutdown' | 'admin';
 
+/** What the shell may log about a failed authentication: never a password, key or nonce. */
+export interface AuthFailureInfo {
+  readonly reason: AuthFailureReason;
+  readonly code: 400 | 401 | 438;
+  readonly method: number;
+  /** USERNAME as sent (cut to 128 characters), `<userhash>` for USERHASH, else undefined. */
+  readonly username: string | undefined;
+  readonly realm: string | undefined;
+  readonly transport: 'udp' | 'tcp' | 'tls';
+  readonly address: string;
+  readonly port: number;
+}
+
 export interface TurnEvents {
   allocationCreated?(a: Allocation): void;
   allocationDeleted?(a: Allocation, reason: DeleteReason): void;
+  /** A request failed authentication for a reason other than the first challenge. */
+  authFailed?(info: AuthFailureInfo): void;
+}
+
+/** Reason phrase of the 401 that every TURN request gets while TURN is disabled. */
+export const TURN_DISABLED_REASON = 'TURN disabled: no users or secrets configured';
+
+function authFailure(
+  view: StunView,
+  auth: AuthFailure,
+  endpoint: ClientEndpoint,
+  address: string,
+  port: number,
+): AuthFailureInfo {
+  const name = readString(view, AttrType.Username);
+  return {
+    reason: auth.reason,
+    code: auth.code,
+    method: view.method,
+    username:
+      name !== undefined ? name.slice(0, 128) : view.has(AttrType.Userhash) ? '<userhash>' : undefined,
+    realm: readString(view, AttrType.Realm)?.slice(0, 128),
+    transport: endpoint.transport,
+    address,
+    port,
+  };
 }
 
 /** A protocol refusal: the handler answers with this error code. */
@@ -157,6 +202,7 @@ export class TurnService {
     this.limiter = limiter;
     this.stats = stats;
     this.events = events;
+    limiter.setAllocationCheck((address) => this.table.hasClientAddress(address));
   }
 
   /** Applies reloadable settings (users, secrets, policy, quotas); existing allocations stay. */
@@ -201,11 +247,21 @@ export class TurnService {
         return cached;
       }
     }
+    if (!this.options.enabled) return this.refuseDisabled(view, endpoint, address, port, nowMs);
     const auth = this.auth.authenticate(view, address, port, nowSec);
     if (!auth.ok) {
-      this.stats.countAuthFailure(auth.reason);
+      // The first 401 of every allocation (no credentials yet) is the protocol's challenge, not a
+      // failure; everything else is reported to the event (logged, rate-limited, by the shell).
+      if (auth.reason === 'missing-credentials') this.stats.authChallenges++;
+      else {
+        this.stats.countAuthFailure(auth.reason);
+        this.events.authFailed?.(authFailure(view, auth, endpoint, address, port));
+      }
       // Over UDP only: stream sources cannot be spoofed, and stream clients never retransmit.
-      if (endpoint.transport === 'udp' && !this.limiter.take(address, nowMs)) {
+      if (
+        endpoint.transport === 'udp' &&
+        !this.limiter.allow(address, nowMs, auth.code === 400 ? 'error' : 'challenge')
+      ) {
         this.stats.droppedRateLimited++;
         return null;
       }
@@ -213,6 +269,8 @@ export class TurnService {
       if (auth.code !== 400) this.auth.addChallenge(w, address, port, nowSec, this.options.offerSha256);
       return this.finishUnauthenticated(w, view);
     }
+    // Valid MESSAGE-INTEGRITY: this source receives our answers, so it is not spoofed.
+    this.limiter.verify(address, nowMs);
     let response: Buffer | null;
     try {
       switch (view.method) {
@@ -237,6 +295,32 @@ export class TurnService {
     }
     if (response !== null && cacheable) this.cache.set(cacheKey, response, nowSec);
     return response;
+  }
+
+  /**
+   * TURN is switched off (no users and no secrets): every TURN request gets a 401 challenge whose
+   * reason phrase says so. A 401 is what clients act on: a browser retries once with its
+   * credentials, gets the same answer and reports the error at once (an unauthenticated 400 is
+   * discarded by Chromium, which then retries until its own timeout).
+   */
+  private refuseDisabled(
+    view: StunView,
+    endpoint: ClientEndpoint,
+    address: string,
+    port: number,
+    nowMs: number,
+  ): Buffer | null {
+    this.stats.turnDisabledRefusals++;
+    if (endpoint.transport === 'udp' && !this.limiter.allow(address, nowMs, 'challenge')) {
+      this.stats.droppedRateLimited++;
+      return null;
+    }
+    this.stats.countError(401);
+    const w = this.writer
+      .startResponse(view.method, Class.Error, view.buf)
+      .addErrorCode(401, TURN_DISABLED_REASON);
+    this.auth.addChallenge(w, address, port, Math.floor(nowMs / 1000), this.options.offerSha256);
+    return this.finishUnauthenticated(w, view);
   }
 
   /** Allocation of this 5-tuple that belongs to the authenticated user; 437/441 otherwise. */

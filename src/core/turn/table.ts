@@ -8,6 +8,8 @@ import type { Allocation, ClientEndpoint } from './allocation.js';
 export class AllocationTable {
   private readonly byEndpoint = new Map<ClientEndpoint, Map<string, Map<number, Allocation>>>();
   private readonly perUser = new Map<string, number>();
+  /** Allocations per client IP (any transport): a source holding one is not spoofed. */
+  private readonly perClientIp = new Map<string, number>();
   private count = 0;
 
   get size(): number {
@@ -20,6 +22,11 @@ export class AllocationTable {
 
   userCount(userId: string): number {
     return this.perUser.get(userId) ?? 0;
+  }
+
+  /** Whether a client at `address` holds an allocation (pending ones included). */
+  hasClientAddress(address: string): boolean {
+    return this.perClientIp.has(address);
   }
 
   add(a: Allocation): void {
@@ -35,6 +42,7 @@ export class AllocationTable {
     }
     ports.set(a.clientPort, a);
     this.perUser.set(a.userId, (this.perUser.get(a.userId) ?? 0) + 1);
+    this.perClientIp.set(a.clientAddress, (this.perClientIp.get(a.clientAddress) ?? 0) + 1);
     this.count++;
   }
 
@@ -48,6 +56,9 @@ export class AllocationTable {
     const n = (this.perUser.get(a.userId) ?? 1) - 1;
     if (n <= 0) this.perUser.delete(a.userId);
     else this.perUser.set(a.userId, n);
+    const m = (this.perClientIp.get(a.clientAddress) ?? 1) - 1;
+    if (m <= 0) this.perClientIp.delete(a.clientAddress);
+    else this.perClientIp.set(a.clientAddress, m);
     this.count--;
   }
 

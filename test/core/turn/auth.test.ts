@@ -39,7 +39,8 @@ t.test(
     );
     t.equal(h.service.table.size, 0, 'nothing allocated');
     t.equal(h.allocator.calls.length, 0, 'the allocator was not asked');
-    t.equal(h.stats.authFailures.get('missing-credentials'), 1);
+    t.equal(h.stats.authFailures.get('missing-credentials'), undefined, 'a challenge, not a failure');
+    t.equal(h.stats.authChallenges, 1);
     t.equal(h.stats.errorResponses.get(401), 1);
   },
 );
