@@ -38,7 +38,7 @@ export type Settings = Readonly<Record<string, unknown>>;
 
 export interface CreateServerOptions {
   /**
-   * A pino logger; by default one writing JSON lines to stdout at the `log-level` setting. Settings
+   * A pino logger; by default one writing to stdout at the `log-level` and `log-format` settings. Settings
    * that have no effect are logged on it at warn ('configuration warning').
    */
   readonly log?: Logger;
@@ -55,7 +55,7 @@ export async function createServer(
 ): Promise<TurnpikeServer> {
   const config = configFromObject(settings, 'createServer settings');
   checkStartup(config);
-  const log = options.log ?? createLogger(config.logLevel);
+  const log = options.log ?? createLogger(config.logLevel, 1, config.logFormat);
   for (const warning of configWarnings(config)) log.warn({ warning }, 'configuration warning');
   return startServer(config, log);
 }

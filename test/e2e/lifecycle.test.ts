@@ -12,6 +12,7 @@ import { AttrType } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
 import { testDir } from '../fixtures/helpers/certificates.js';
 import { BIN, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { sample, scrape } from '../fixtures/helpers/prometheus.js';
 import { TestPeer, TurnClient, TurnRequestError } from '../fixtures/helpers/turn-client.js';
 
 const run = promisify(execFile);
@@ -257,11 +258,7 @@ t.test('metrics count relayed packets, bytes and error codes exactly', async (t)
     String(http),
   ]);
   t.teardown(() => d.stop());
-  const metric = async (name: string): Promise<number> => {
-    const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    return line === undefined ? 0 : Number(line.slice(name.length + 1));
-  };
+  const metric = async (series: string): Promise<number> => sample(await scrape(http), series) ?? 0;
   const { client, peer, relayed } = await relayPair(t, d.port);
   for (let i = 0; i < 100; i++) {
     await client.sendChannel(0x4001, Buffer.alloc(37, i));

@@ -12,6 +12,7 @@ import { readErrorCode } from '../../src/core/stun/attrs.js';
 import { decodeStun } from '../../src/core/stun/decode.js';
 import { StunWriter } from '../../src/core/stun/encode.js';
 import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { sample, scrape } from '../fixtures/helpers/prometheus.js';
 import { Rng } from '../fixtures/helpers/random.js';
 import { sleep, TurnClient } from '../fixtures/helpers/turn-client.js';
 
@@ -20,13 +21,6 @@ const ALICE = { username: 'alice', password: 'wonderland', realm: REALM };
 /** The daemon's default unauthorized-ratelimit-rps and its burst. */
 const RATE = 10;
 const BURST = 2 * RATE;
-
-/** One sample of a Prometheus text exposition, 0 when absent. */
-function sample(text: string, name: string, labels = ''): number {
-  const prefix = labels === '' ? `${name} ` : `${name}{${labels}} `;
-  const line = text.split('\n').find((l) => l.startsWith(prefix));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 async function daemon(t: Test): Promise<{ port: number; metrics: () => Promise<string> }> {
   const metricsPort = await freePort();
@@ -45,7 +39,7 @@ async function daemon(t: Test): Promise<{ port: number; metrics: () => Promise<s
   t.teardown(() => d.stop());
   return {
     port: d.port,
-    metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+    metrics: () => scrape(metricsPort),
   };
 }
 
@@ -53,6 +47,13 @@ t.test(
   '2000 allocations from one IP, 25 in flight, all complete with the default configuration',
   async (t) => {
     const d = await daemon(t);
+    const fresh = await d.metrics();
+    for (const transport of ['udp', 'tcp', 'tls'])
+      t.equal(
+        sample(fresh, 'turn_allocations', `transport="${transport}",family="ipv4"`),
+        0,
+        `turn_allocations{transport="${transport}"} is exported at 0 before any allocation`,
+      );
     const ATTEMPTS = 2000;
     const IN_FLIGHT = 25;
     let started = 0;
@@ -88,12 +89,20 @@ t.test(
     t.equal(completed, ATTEMPTS, 'every attempt completed');
     const m = await d.metrics();
     t.ok(
-      sample(m, 'turn_auth_challenges_total') >= ATTEMPTS,
+      (sample(m, 'turn_auth_challenges_total') ?? 0) >= ATTEMPTS,
       'every attempt got its challenge (counted as a challenge)',
     );
-    t.equal(sample(m, 'turn_auth_failures_total', 'reason="missing-credentials"'), 0, 'not as a failure');
-    t.ok(sample(m, 'turn_verified_sources') >= 1, 'the egress IP is verified');
-    t.equal(sample(m, 'turn_allocations', 'transport="udp",family="ipv4"'), 0, 'all released');
+    t.equal(
+      sample(m, 'turn_auth_failures_total', 'reason="missing-credentials"'),
+      undefined,
+      'not as a failure',
+    );
+    t.ok((sample(m, 'turn_verified_sources') ?? 0) >= 1, 'the egress IP is verified');
+    t.equal(
+      sample(m, 'turn_allocations', 'transport="udp",family="ipv4"'),
+      0,
+      'all released (the series is exported at 0)',
+    );
   },
 );
 
@@ -156,8 +165,8 @@ t.test('sources that never authenticate get at most the configured rate, at 10x 
   t.same([...codes], [401], 'only 401 challenges');
   const after = await d.metrics();
   const limited =
-    sample(after, 'turn_rate_limited_total', 'reason="challenge"') -
-    sample(before, 'turn_rate_limited_total', 'reason="challenge"');
+    (sample(after, 'turn_rate_limited_total', 'reason="challenge"') ?? 0) -
+    (sample(before, 'turn_rate_limited_total', 'reason="challenge"') ?? 0);
   const answered = [...answers.values()].reduce((a, b) => a + b, 0);
   t.comment(`turn_rate_limited_total{reason="challenge"} grew by ${limited}`);
   t.ok(

@@ -13,6 +13,7 @@ import { readErrorCode } from '../../src/core/stun/attrs.js';
 import { decodeStun } from '../../src/core/stun/decode.js';
 import { StunWriter } from '../../src/core/stun/encode.js';
 import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { sample } from '../fixtures/helpers/prometheus.js';
 import { Rng } from '../fixtures/helpers/random.js';
 import { bindingRequest, udpRequest } from '../fixtures/helpers/stun-client.js';
 import { freeUdpRange, rssKiB, sleep, TurnClient } from '../fixtures/helpers/turn-client.js';
@@ -24,13 +25,6 @@ const RATE = 10;
 const BURST = 2 * RATE;
 const REALM = 'example.test';
 const ALICE = { username: 'alice', password: 'wonderland', realm: REALM };
-
-/** One sample of a Prometheus text exposition, 0 when absent. */
-function sample(text: string, name: string, labels: string): number {
-  const prefix = labels === '' ? `${name} ` : `${name}{${labels}} `;
-  const line = text.split('\n').find((l) => l.startsWith(prefix));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 /**
  * Most answers the flood may get within `windowMs` from its start: the bucket of 127.0.0.1 starts
@@ -129,8 +123,8 @@ t.test('unauthenticated Allocate flood: bounded memory, rate-limited answers', a
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   // Every answer counted so far, and every token the daemon spent, fell within this window.
   const windowMs = Date.now() - started;
-  const seen = sample(metrics, 'turn_auth_challenges_total', '');
-  const limited = sample(metrics, 'turn_packets_dropped_total', 'reason="rate_limit"');
+  const seen = sample(metrics, 'turn_auth_challenges_total') ?? 0;
+  const limited = sample(metrics, 'turn_packets_dropped_total', 'reason="rate_limit"') ?? 0;
   const amplification = answerBytes / requestBytes;
   t.comment(
     `flood: ${requests} requests (${requestBytes} bytes) from ${SOCKETS} ports in ${floodMs} ms; ` +
