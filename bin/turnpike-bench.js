@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Entry point of the `turnpike-bench` command (the load tool); the tool itself is src/bench/main.ts,
-// built to dist/src/bench/main.js, which runs on import. A checkout that was never built has no
+// Entry point of the `turnpike-bench` command (the load tool); the tool itself is src/load-tool/main.ts,
+// built to dist/src/load-tool/main.js, which runs on import. A checkout that was never built has no
 // dist/: say so in one line rather than with a stack trace.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const entry = new URL('../dist/src/bench/main.js', import.meta.url);
+const entry = new URL('../dist/src/load-tool/main.js', import.meta.url);
 
 /**
  * Whether `err` is the import of `entry` failing because that file is not there. A module missing

@@ -11,10 +11,12 @@
  * URL order follows what browsers do with it (they try every URL): UDP first, TCP next, TLS last
  * (RFC 7064/7065 URIs; IPv6 literals in brackets).
  */
-import { networkInterfaces } from 'node:os';
 import type { Config } from './config/types.js';
 import { restPassword } from './core/auth/rest-secret.js';
 import { ipVersion } from './core/ip.js';
+import { hostAddresses } from './io/host-addresses.js';
+
+export { hostAddresses };
 
 /** ttl bounds of issued credentials, in seconds. */
 export const MIN_TTL_SEC = 60;
@@ -96,20 +98,6 @@ export function enabledTransports(config: Config): Transport[] {
 }
 
 const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
-
-/** Non-internal IPv4 then IPv6 (not link-local) addresses of this host. */
-export function hostAddresses(): string[] {
-  const v4: string[] = [];
-  const v6: string[] = [];
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) {
-      if (a.internal) continue;
-      if (a.family === 'IPv4') v4.push(a.address);
-      else if (!a.address.toLowerCase().startsWith('fe80:')) v6.push(a.address);
-    }
-  }
-  return [...v4, ...v6];
-}
 
 /**
  * The host clients reach this server at: `public-host`; else the first `external-ip` public address;

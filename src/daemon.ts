@@ -15,7 +15,7 @@ import type { Config } from './config/types.js';
 import { SystemdNotifier } from './io/sd-notify.js';
 import { createLogger, type Logger } from './log.js';
 import { listenAddresses, startServer, type TurnpikeServer } from './server.js';
-import { turnEnabled } from './turn-setup.js';
+import { turnEnabled } from './settings.js';
 
 /** `address:port`, with IPv6 addresses in brackets. */
 function hostPort(address: string, port: number): string {
@@ -54,7 +54,7 @@ export async function runDaemon(config: Config, options: DaemonOptions = {}): Pr
     ...(server.http ? [{ serves: 'http', ...server.http.address() }] : []),
   ];
   for (const l of listening) log.info(l, `listening: ${l.serves} on ${hostPort(l.address, l.port)}`);
-  const relay = server.turn.pool.addresses.map((a) =>
+  const relay = server.relays.addresses.map((a) =>
     a.local === a.advertised ? a.local : `${a.advertised}/${a.local}`,
   );
   const turn = turnEnabled(config);
@@ -119,7 +119,7 @@ export async function runDaemon(config: Config, options: DaemonOptions = {}): Pr
       systemd.notify('STOPPING=1');
       server.drain();
       const deadline = Date.now() + server.config().drainTimeout * 1000;
-      const remaining = (): number => server.turn.service.table.size;
+      const remaining = (): number => server.turn.allocationCount;
       log.info(
         { signal, allocations: remaining(), drainTimeoutSec: server.config().drainTimeout },
         'draining',

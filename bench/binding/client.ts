@@ -19,7 +19,7 @@ import {
   bindingRequestBytes,
   MAGIC_COOKIE,
   writeBindingRequest,
-} from './stun.js';
+} from '../shared/stun.js';
 import type { ClientConfig, ClientMessage, ClientResult } from './types.js';
 
 function post(message: ClientMessage, then: () => void): void {

@@ -15,7 +15,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { type MachineCpu, machineCpu, processCpuSeconds } from '../../src/bench/proc.js';
+import { type MachineCpu, machineCpu, processCpuSeconds } from '../../src/load-tool/proc.js';
 import {
   COMMON_OPTIONS,
   integerOption,
@@ -26,23 +26,17 @@ import {
   targetsOption,
   UsageError,
 } from '../shared/cli.js';
-import { type Child, ChildRegistry, freeUdpPort, pinningCpus, stopChildrenOnSignals } from './processes.js';
+import { environment } from '../shared/machine.js';
 import {
-  environment,
-  formatReport,
-  type Measurement,
-  ratios,
-  summarize,
-  TURNPIKE_OVER_ECHO_TARGET,
-} from './report.js';
-import {
-  buildTargets,
-  DEFAULT_TARGETS,
-  isTargetName,
-  type Target,
-  type TargetName,
-  waitUntilAnswering,
-} from './targets.js';
+  type Child,
+  ChildRegistry,
+  freeUdpPort,
+  pinningCpus,
+  stopChildrenOnSignals,
+} from '../shared/processes.js';
+import { waitUntilAnswering } from '../shared/readiness.js';
+import { formatReport, type Measurement, ratios, summarize, TURNPIKE_OVER_ECHO_TARGET } from './report.js';
+import { buildTargets, DEFAULT_TARGETS, isTargetName, type Target, type TargetName } from './targets.js';
 import type { ClientConfig, ClientMessage } from './types.js';
 
 const USAGE = `Usage: npm run bench:binding -- [options]

@@ -1,8 +1,7 @@
-/** Summaries, the printed table and the environment record of the Binding benchmark. */
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
-import { fixed, int, table } from '../../src/bench/report.js';
+/** Summaries and the printed table of the Binding benchmark. */
+import { fixed, int, table } from '../../src/load-tool/report.js';
+import { DISTURBED_OTHER_CPU_PCT, DISTURBED_STEAL_PCT } from '../shared/machine.js';
+import { median } from '../shared/stats.js';
 import type { Target, TargetName } from './targets.js';
 import type { ClientResult } from './types.js';
 
@@ -57,10 +56,6 @@ export interface Ratio {
   readonly value: number;
 }
 
-/** Above these, a measurement shared the machine with too much else to trust its rate. */
-export const DISTURBED_OTHER_CPU_PCT = 30;
-export const DISTURBED_STEAL_PCT = 10;
-
 /** A client above this share of one core may itself be the bottleneck. */
 export const CLIENT_SATURATED_PCT = 90;
 /** Acceptance target from the issue: turnpike answers at least 85% of the bare echo loop's rate. */
@@ -69,13 +64,6 @@ export const TURNPIKE_OVER_ECHO_TARGET = 0.85;
 /** Compared as printed (whole percent), so the flag never contradicts the figure next to it. */
 function isClientSaturated(s: TargetSummary): boolean {
   return Math.round(s.medianClientCpuPct) >= CLIENT_SATURATED_PCT;
-}
-
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function serverUsPerRequest(m: Measurement): number | undefined {
@@ -205,53 +193,4 @@ export function formatReport(summaries: readonly TargetSummary[], ratioList: rea
     );
   }
   return out.join('\n');
-}
-
-/** Where and on what the benchmark ran, for the JSON record. */
-export interface Environment {
-  readonly date: string;
-  readonly gitSha: string | undefined;
-  readonly gitDirty: boolean | undefined;
-  readonly node: string;
-  readonly cpuModel: string | undefined;
-  readonly cpuCount: number;
-  readonly kernel: string;
-  readonly rmemMaxBytes: number | undefined;
-  readonly wmemMaxBytes: number | undefined;
-}
-
-function git(repoRoot: string, args: readonly string[]): string | undefined {
-  // GIT_OPTIONAL_LOCKS=0: read-only; `git status` must not refresh the index as a side effect.
-  const r = spawnSync('git', args, {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' },
-    timeout: 5000,
-  });
-  return r.error === undefined && r.status === 0 ? r.stdout : undefined;
-}
-
-function readNumber(path: string): number | undefined {
-  try {
-    const n = Number(readFileSync(path, 'utf8').trim());
-    return Number.isFinite(n) ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export function environment(repoRoot: string): Environment {
-  // Untracked files count too: a new benchmark or source file not yet committed is not described by the sha.
-  const status = git(repoRoot, ['status', '--porcelain']);
-  return {
-    date: new Date().toISOString(),
-    gitSha: git(repoRoot, ['rev-parse', 'HEAD'])?.trim(),
-    gitDirty: status === undefined ? undefined : status.trim().length > 0,
-    node: process.version,
-    cpuModel: cpus()[0]?.model,
-    cpuCount: cpus().length,
-    kernel: release(),
-    rmemMaxBytes: readNumber('/proc/sys/net/core/rmem_max'),
-    wmemMaxBytes: readNumber('/proc/sys/net/core/wmem_max'),
-  };
 }

@@ -1,7 +1,5 @@
 /** Shapes shared by the orchestrator (`main.ts`) and the load generator (`client.ts`), which talk over IPC. */
-
-/** What the load generator expects back: a Binding success response, or its own request echoed. */
-export type Expect = 'response' | 'echo';
+import type { Expect } from '../shared/readiness.js';
 
 /** Load generator settings, passed as JSON in `argv[2]`. */
 export interface ClientConfig {
@@ -17,6 +15,7 @@ export interface ClientConfig {
   readonly timeoutMs: number;
   /** Append a FINGERPRINT attribute (28-byte requests instead of 20). */
   readonly fingerprint: boolean;
+  /** What the load generator expects back: a Binding success response, or its own request echoed. */
   readonly expect: Expect;
 }
 

@@ -2,7 +2,8 @@
  * What `bench:compare` records per target and round, the medians over rounds, the ratios, the issue's
  * targets and the markdown table.
  */
-import { DISTURBED_OTHER_CPU_PCT, DISTURBED_STEAL_PCT, median } from '../binding/report.js';
+import { DISTURBED_OTHER_CPU_PCT, DISTURBED_STEAL_PCT } from '../shared/machine.js';
+import { median } from '../shared/stats.js';
 import type { TargetName } from './targets.js';
 
 /** The relay-rate workloads: payload size × allocations. */
@@ -364,6 +365,7 @@ const format = (v: number | undefined, digits: number): string =>
 const TARGET_LABELS: Record<TargetName, string> = {
   forwarder: 'forwarder',
   turnpike: 'turnpike',
+  'turnpike-base': 'turnpike (base)',
   coturn: 'coturn -m 1',
   'coturn-mt': 'coturn (all threads)',
 };

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
 import { coturnLaunch, coturnStatus, type Launch, turnpikeLaunch } from '../shared/servers.js';
 
-export const TARGET_NAMES = ['forwarder', 'turnpike', 'coturn', 'coturn-mt'] as const;
+export const TARGET_NAMES = ['forwarder', 'turnpike', 'turnpike-base', 'coturn', 'coturn-mt'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 export const DEFAULT_TARGETS: readonly TargetName[] = ['forwarder', 'turnpike', 'coturn'];
 
@@ -41,8 +41,10 @@ export interface Target {
 export interface TargetOptions {
   readonly repoRoot: string;
   readonly turnpikeBin: string;
+  /** Another turnpike build (a worktree of the base commit) for the `turnpike-base` target. */
+  readonly baseBin: string | undefined;
   readonly coturnBin: string;
-  /** Compiled load tool entry (dist/src/bench/main.js): also runs the forwarder. */
+  /** Compiled load tool entry (dist/src/load-tool/main.js): also runs the forwarder. */
   readonly toolMain: string;
   readonly cpuCount: number;
   /** SO_RCVBUF/SO_SNDBUF for turnpike and the forwarder (coturn sets its own); 0: OS default. */
@@ -88,39 +90,8 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
         ],
       }),
     },
-    {
-      name: 'turnpike',
-      description: `turnpike (${relative(o.repoRoot, o.turnpikeBin)}), relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
-      pinnable: true,
-      authenticated: true,
-      hasMetrics: true,
-      readyTimeoutMs: 15_000,
-      skipReason: existsSync(o.turnpikeBin) ? undefined : `${o.turnpikeBin} missing`,
-      launch: (port, metricsPort) =>
-        turnpikeLaunch(o.turnpikeBin, port, [
-          '--realm',
-          REALM,
-          '--user',
-          `${USER}:${PASSWORD}`,
-          '--allowed-peer-ip',
-          '127.0.0.1',
-          '--min-port',
-          String(TURNPIKE_PORTS.min),
-          '--max-port',
-          String(TURNPIKE_PORTS.max),
-          // The default unauthenticated-response limit stays on (10/s per source IP): every Allocate
-          // starts with a 401, and the tool's one source IP is exempt once it has authenticated.
-          '--prometheus',
-          '--prometheus-address',
-          '127.0.0.1',
-          '--prometheus-port',
-          String(metricsPort),
-          '--drain-timeout',
-          '0',
-          '--sock-buf-size',
-          String(o.sockBufBytes),
-        ]),
-    },
+    turnpikeTarget('turnpike', o.turnpikeBin, o),
+    turnpikeTarget('turnpike-base', o.baseBin, o),
     {
       name: 'coturn',
       description: `${coturn.label}, --relay-threads=1, relay ports ${COTURN_PORTS.min}-${COTURN_PORTS.max}`,
@@ -143,4 +114,49 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
     },
   ];
   return new Map(targets.map((t) => [t.name, t]));
+}
+
+/**
+ * turnpike from `bin` (`turnpike`: this checkout; `turnpike-base`: `--base-bin`, e.g. a worktree of
+ * the base commit, so that a change is measured against its base in one run, rounds alternated).
+ */
+function turnpikeTarget(
+  name: 'turnpike' | 'turnpike-base',
+  bin: string | undefined,
+  o: TargetOptions,
+): Target {
+  const where = bin === undefined ? 'not given (--base-bin)' : relative(o.repoRoot, bin);
+  return {
+    name,
+    description: `turnpike (${where}), relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
+    pinnable: true,
+    authenticated: true,
+    hasMetrics: true,
+    readyTimeoutMs: 15_000,
+    skipReason: bin === undefined ? '--base-bin not given' : existsSync(bin) ? undefined : `${bin} missing`,
+    launch: (port, metricsPort) =>
+      turnpikeLaunch(bin ?? '', port, [
+        '--realm',
+        REALM,
+        '--user',
+        `${USER}:${PASSWORD}`,
+        '--allowed-peer-ip',
+        '127.0.0.1',
+        '--min-port',
+        String(TURNPIKE_PORTS.min),
+        '--max-port',
+        String(TURNPIKE_PORTS.max),
+        // The default unauthenticated-response limit stays on (10/s per source IP): every Allocate
+        // starts with a 401, and the tool's one source IP is exempt once it has authenticated.
+        '--prometheus',
+        '--prometheus-address',
+        '127.0.0.1',
+        '--prometheus-port',
+        String(metricsPort),
+        '--drain-timeout',
+        '0',
+        '--sock-buf-size',
+        String(o.sockBufBytes),
+      ]),
+  };
 }

@@ -1,11 +1,12 @@
 /**
- * Runs the load tool (`dist/src/bench/main.js`) as a child process pinned to the client CPU, with
+ * Runs the load tool (`dist/src/load-tool/main.js`) as a child process pinned to the client CPU, with
  * `--json --no-progress`, and reads its JSON result (the last line of its stdout). Hold runs report a
  * "ready" line first and keep their allocations until they are sent SIGTERM.
  */
-import type { SetupSummary, TrialResult } from '../../src/bench/results.js';
-import type { SearchResult } from '../../src/bench/run.js';
-import type { Child, ChildRegistry } from '../binding/processes.js';
+import { join } from 'node:path';
+import type { SetupSummary, TrialResult } from '../../src/load-tool/results.js';
+import type { SearchResult } from '../../src/load-tool/run.js';
+import type { Child, ChildRegistry } from '../shared/processes.js';
 
 /** The parts of the tool's JSON output the comparison reads. */
 export interface ToolOutput {
@@ -17,6 +18,11 @@ export interface ToolOutput {
 }
 
 export class ToolFailure extends Error {}
+
+/** The compiled load tool's entry point in a checkout (`npm run build` makes it). */
+export function toolMainPath(repoRoot: string): string {
+  return join(repoRoot, 'dist', 'src', 'load-tool', 'main.js');
+}
 
 export interface ToolContext {
   readonly registry: ChildRegistry;

@@ -1,9 +1,9 @@
 /** Command-line handling shared by bench/binding and bench/compare. */
 import { join, resolve } from 'node:path';
-import { UsageError } from '../../src/bench/options.js';
+import { UsageError } from '../../src/load-tool/options.js';
 
 /** Bounded number options and the usage error, as turnpike-bench parses them. */
-export { int as integerOption, num as numberOption, UsageError } from '../../src/bench/options.js';
+export { int as integerOption, num as numberOption, UsageError } from '../../src/load-tool/options.js';
 
 /** parseArgs declarations of the options both benchmarks take, with the same meaning in each. */
 export const COMMON_OPTIONS = {

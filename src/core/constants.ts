@@ -95,11 +95,6 @@ export const AttrType = {
 } as const;
 export type AttrType = (typeof AttrType)[keyof typeof AttrType];
 
-/** True for 0x0000–0x7FFF: an agent that does not understand the attribute must fail the request (420). */
-export function isComprehensionRequired(type: number): boolean {
-  return type < 0x8000;
-}
-
 /** Error codes with their RFC reason phrases (RFC 8489 §14.8, RFC 8656 §18, RFC 6156 §10.2, RFC 6062). */
 export const ErrorCode = {
   TryAlternate: 300,

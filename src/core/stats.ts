@@ -52,6 +52,8 @@ export class Stats {
   droppedNoPermission = 0;
   droppedPeerPolicy = 0;
   droppedNoChannel = 0;
+  /** Peer datagrams too large to carry in ChannelData or a Data indication (over 64 KiB). */
+  droppedOversize = 0;
   /** Relayed traffic (payload bytes). */
   relayedToPeerPackets = 0;
   relayedToPeerBytes = 0;

@@ -23,7 +23,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/types.js';
 import { parseRestUsername } from '../core/auth/rest-secret.js';
 import type { Allocation } from '../core/turn/allocation.js';
-import type { TurnService } from '../core/turn/service.js';
+import type { AllocationInfo as LiveAllocation, TurnService } from '../core/turn/service.js';
 import {
   hostAddresses,
   hostPort,
@@ -34,7 +34,7 @@ import {
   restApiAnswer,
 } from '../credentials.js';
 import type { Logger } from '../log.js';
-import { type TurnSetup, turnEnabled } from '../turn-setup.js';
+import { turnEnabled } from '../settings.js';
 import { type HttpApi, type HttpReply, json } from './server.js';
 import { TEST_PAGE_HEADERS, testPageHtml } from './test-page.js';
 
@@ -42,7 +42,7 @@ import { TEST_PAGE_HEADERS, testPageHtml } from './test-page.js';
 export interface OperatorDeps {
   /** The configuration in force (changes on SIGHUP). */
   readonly config: () => Config;
-  /** The TURN service, when TURN is on. */
+  /** The TURN service (absent in tests of the routes without one). */
   readonly turn: () => TurnService | undefined;
   /** Starts a drain (the server's `drain()`). */
   readonly drain: () => void;
@@ -58,7 +58,7 @@ export interface OperatorDeps {
 export interface OperatorContext {
   /** The configuration in force; only called while serving requests. */
   readonly config: () => Config;
-  readonly turn: TurnSetup | undefined;
+  readonly turn: TurnService;
   readonly revocations: RevocationList;
   readonly drain: () => void;
   readonly log: Logger;
@@ -69,7 +69,7 @@ export function registerOperatorRoutes(http: HttpApi, ctx: OperatorContext): voi
   const turn = ctx.turn;
   addOperatorRoutes(http, {
     config: ctx.config,
-    turn: () => turn?.service,
+    turn: () => turn,
     drain: ctx.drain,
     revocations: ctx.revocations,
     log: ctx.log.child({ component: 'operator-api' }),
@@ -127,7 +127,8 @@ export interface AllocationInfo {
   readonly channels: number;
 }
 
-export function describeAllocation(a: Allocation, nowSec: number): AllocationInfo {
+export function describeAllocation(live: LiveAllocation, nowSec: number): AllocationInfo {
+  const { allocation: a, counters: c } = live;
   return {
     id: a.id,
     user: a.userId,
@@ -137,17 +138,17 @@ export function describeAllocation(a: Allocation, nowSec: number): AllocationInf
     relays: a.relays.map((r) => hostPort(r.advertisedAddress, r.port)),
     ageSec: Math.max(0, nowSec - a.createdAtSec),
     expiresInSec: Math.max(0, a.expiresAtSec - nowSec),
-    toPeer: { packets: a.packetsToPeer, bytes: a.bytesToPeer },
-    toClient: { packets: a.packetsToClient, bytes: a.bytesToClient },
-    permissions: a.livePermissions(nowSec),
-    channels: a.liveChannels(nowSec),
+    toPeer: { packets: c.packetsToPeer, bytes: c.bytesToPeer },
+    toClient: { packets: c.packetsToClient, bytes: c.bytesToClient },
+    permissions: live.permissions,
+    channels: live.channels,
   };
 }
 
 /** Deletes the allocations `match` selects (reason 'admin'); returns how many. */
 function disconnect(service: TurnService | undefined, match: (a: Allocation) => boolean): number {
   if (service === undefined) return 0;
-  const doomed = [...service.table.all()].filter((a) => !a.pending && !a.deleted && match(a));
+  const doomed = [...service.allocations()].map((l) => l.allocation).filter((a) => !a.deleted && match(a));
   for (const a of doomed) service.deleteAllocation(a, 'admin');
   return doomed.length;
 }
@@ -194,9 +195,8 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
       const list =
         service === undefined
           ? []
-          : [...service.table.all()]
-              .filter((a) => !a.pending)
-              .sort((a, b) => a.id - b.id)
+          : [...service.allocations()]
+              .sort((a, b) => a.allocation.id - b.allocation.id)
               .map((a) => describeAllocation(a, now));
       // `turn`: whether TURN is served (users or secrets configured); allocations made before a
       // reload that switched it off are still listed until they end.
@@ -272,7 +272,7 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
     '/admin/drain',
     () => {
       deps.drain();
-      const allocations = deps.turn()?.table.size ?? 0;
+      const allocations = deps.turn()?.allocationCount ?? 0;
       deps.log.info({ allocations }, 'admin: draining');
       return json(200, { draining: true, allocations });
     },

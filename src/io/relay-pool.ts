@@ -13,8 +13,11 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import type { Allocation, RelayHandle } from '../core/turn/allocation.js';
-import type { RelayAllocator, RelayRequest, RelayResult, TurnService } from '../core/turn/service.js';
+import type { Clock } from '../core/clock.js';
+import type { RelayAddressBook, RelayHandle } from '../core/transport.js';
+import type { Allocation } from '../core/turn/allocation.js';
+import type { PeerDataSink } from '../core/turn/forwarding.js';
+import type { RelayAllocator, RelayRequest, RelayResult } from '../core/turn/types.js';
 import type { Logger } from '../log.js';
 import { ipLiteralLookup } from './ip-lookup.js';
 
@@ -31,6 +34,8 @@ const RESERVED = 2;
 /** Held by another process: skipped until the next sweep clears it. */
 const BUSY = 3;
 const RESERVATION_SEC = 30;
+/** How often ports marked BUSY are tried again. */
+const BUSY_RETRY_SEC = 60;
 const CAPACITY: RelayResult = Object.freeze({ ok: false, code: 508 });
 
 /** ICMP errors from peers (ECONNREFUSED…) are routine on relay sockets. */
@@ -86,45 +91,48 @@ class UdpRelay implements RelayHandle {
   }
 }
 
+export interface RelayPoolOptions {
+  readonly addresses: readonly RelayAddress[];
+  /** The same addresses as a local ↔ advertised table (shared with the data plane). */
+  readonly book: RelayAddressBook;
+  readonly minPort: number;
+  readonly maxPort: number;
+  /** SO_RCVBUF/SO_SNDBUF of relay sockets; 0 keeps the OS default. */
+  readonly sockBufSize: number;
+  /** Where peer datagrams go (the data plane). */
+  readonly sink: PeerDataSink;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
 export class RelayPool implements RelayAllocator {
   private readonly pools: AddressPool[];
   private readonly minPort: number;
   private readonly maxPort: number;
   private readonly sockBufSize: number;
+  private readonly sink: PeerDataSink;
+  private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly own = new Set<string>();
-  private readonly localByAdvertised = new Map<string, string>();
-  private readonly advertisedByLocal = new Map<string, string>();
+  private readonly book: RelayAddressBook;
+  private lastBusyRetrySec: number;
   /** Reserved ports (EVEN-PORT R bit) by RESERVATION-TOKEN (hex), each held by a bound socket. */
   private readonly reservations = new Map<
     string,
     { pool: AddressPool; port: number; socket: Socket; expiresAtSec: number }
   >();
-  /** Set after construction (the service and the pool refer to each other). */
-  service: TurnService | undefined;
   /** Live relay sockets. */
   active = 0;
 
-  constructor(
-    addresses: readonly RelayAddress[],
-    minPort: number,
-    maxPort: number,
-    sockBufSize: number,
-    log: Logger,
-  ) {
-    this.pools = addresses.map((a) => new AddressPool(a, minPort, maxPort));
-    this.minPort = minPort;
-    this.maxPort = maxPort;
-    this.sockBufSize = sockBufSize;
-    this.log = log;
-    for (const a of addresses) {
-      this.own.add(a.local);
-      this.own.add(a.advertised);
-      if (a.local !== a.advertised) {
-        this.localByAdvertised.set(a.advertised, a.local);
-        this.advertisedByLocal.set(a.local, a.advertised);
-      }
-    }
+  constructor(options: RelayPoolOptions) {
+    this.pools = options.addresses.map((a) => new AddressPool(a, options.minPort, options.maxPort));
+    this.minPort = options.minPort;
+    this.maxPort = options.maxPort;
+    this.sockBufSize = options.sockBufSize;
+    this.sink = options.sink;
+    this.clock = options.clock;
+    this.log = options.log;
+    this.book = options.book;
+    this.lastBusyRetrySec = options.clock.nowSec();
   }
 
   get addresses(): RelayAddress[] {
@@ -136,15 +144,15 @@ export class RelayPool implements RelayAllocator {
   }
 
   isOwnRelayAddress(address: string): boolean {
-    return this.own.has(address);
+    return this.book.isOwnRelayAddress(address);
   }
 
   localAddressFor(advertised: string): string | undefined {
-    return this.localByAdvertised.size === 0 ? undefined : this.localByAdvertised.get(advertised);
+    return this.book.localAddressFor(advertised);
   }
 
   advertisedAddressFor(local: string): string | undefined {
-    return this.advertisedByLocal.size === 0 ? undefined : this.advertisedByLocal.get(local);
+    return this.book.advertisedAddressFor(local);
   }
 
   allocate(
@@ -237,7 +245,7 @@ export class RelayPool implements RelayAllocator {
           pool,
           port: port + 1,
           socket: held,
-          expiresAtSec: Math.floor(Date.now() / 1000) + RESERVATION_SEC,
+          expiresAtSec: this.clock.nowSec() + RESERVATION_SEC,
         });
         cb({ ok: true, relay: this.wire(owner, pool, port, socket), reservationToken: token });
       });
@@ -302,8 +310,8 @@ export class RelayPool implements RelayAllocator {
   /** Connects a bound socket to its allocation: one listener per socket, created once. */
   private wire(owner: Allocation, pool: AddressPool, port: number, socket: Socket): UdpRelay {
     const relay = new UdpRelay(pool, port, socket, this);
-    const service = this.service!;
-    socket.on('message', (msg, rinfo) => service.onPeerPacket(owner, relay, msg, rinfo.address, rinfo.port));
+    const sink = this.sink;
+    socket.on('message', (msg, rinfo) => sink.fromPeer(owner, relay, msg, rinfo.address, rinfo.port));
     this.active++;
     return relay;
   }
@@ -325,14 +333,17 @@ export class RelayPool implements RelayAllocator {
   }
 
   /** Expires reservations; forgets ports marked busy by other processes so they are tried again. */
-  sweep(nowSec: number): void {
+  sweep(): void {
+    const nowSec = this.clock.nowSec();
     for (const [key, r] of this.reservations) {
       if (r.expiresAtSec > nowSec) continue;
       this.reservations.delete(key);
       r.socket.close();
       if (r.pool.state[r.port] === RESERVED) this.release(r.pool, r.port);
     }
-    if (nowSec % 60 === 0) {
+    // Elapsed time, not `nowSec % 60`: a tick that slips past the exact second must not skip it.
+    if (nowSec - this.lastBusyRetrySec >= BUSY_RETRY_SEC) {
+      this.lastBusyRetrySec = nowSec;
       for (const pool of this.pools) {
         for (let p = this.minPort; p <= this.maxPort; p++) if (pool.state[p] === BUSY) this.release(pool, p);
       }

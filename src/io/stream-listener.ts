@@ -26,16 +26,15 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
-import { channelDataLength } from '../core/channel-data.js';
-import { CHANNEL_MAX } from '../core/constants.js';
-import { PacketKind } from '../core/demux.js';
 import { unmapped } from '../core/ip.js';
 import { parseProxyHeader } from '../core/proxy-protocol.js';
 import { StreamFramer } from '../core/stream-framer.js';
 import type { StunCore } from '../core/stun-core.js';
-import type { Allocation, ClientEndpoint } from '../core/turn/allocation.js';
+import type { ClientEndpoint } from '../core/transport.js';
+import type { Allocation } from '../core/turn/allocation.js';
 import { BindError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { PerIpCap } from './per-ip-cap.js';
 
 /** Connections open across all stream listeners, against the `max-tcp-connections` cap. */
 export interface ConnectionBudget {
@@ -139,24 +138,29 @@ class Connection implements ClientEndpoint {
   }
 }
 
+/** What the listener asks of the TURN service about its connections (`TurnService` provides it). */
+export interface StreamSessions {
+  /** The allocation of a client 5-tuple, pending ones included. */
+  findAllocation(endpoint: ClientEndpoint, address: string, port: number): Allocation | undefined;
+  /** The connection closed: its allocations end with it (RFC 8656 §5). */
+  endpointClosed(endpoint: ClientEndpoint): void;
+}
+
 export class StreamListener {
   readonly options: StreamListenerOptions;
   private readonly core: StunCore;
+  private readonly sessions: StreamSessions | undefined;
   private readonly log: Logger;
   private server: Server | undefined;
   private readonly connections = new Set<Connection>();
-  /**
-   * Open connections holding no allocation, by cap address, oldest first (a Set iterates in
-   * insertion order): the oldest is `values().next()`, and adding, removing and evicting are O(1).
-   * An IP's entry is deleted with its last connection, so the map never holds more IPs than there
-   * are connections, nor a set more than `maxConnectionsPerIp` of them.
-   */
-  private readonly unauthenticated = new Map<string, Set<Connection>>();
+  /** Open connections holding no allocation, by cap address (the per-IP cap). */
+  private readonly unauthenticated = new PerIpCap<Connection>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
-  constructor(options: StreamListenerOptions, core: StunCore, log: Logger) {
+  constructor(options: StreamListenerOptions, core: StunCore, log: Logger, sessions?: StreamSessions) {
     this.options = options;
     this.core = core;
+    this.sessions = sessions;
     const kind = options.tls === undefined ? 'tcp' : options.plain ? 'tcp+tls' : 'tls';
     this.log = log.child({ listener: `${kind}:${options.address}:${options.port}` });
   }
@@ -167,12 +171,12 @@ export class StreamListener {
 
   /** Open connections from `ip` (a cap address) that hold no allocation. */
   unauthenticatedCount(ip: string): number {
-    return this.unauthenticated.get(ip)?.size ?? 0;
+    return this.unauthenticated.count(ip);
   }
 
   /** Source IPs with at least one unauthenticated connection (per-IP entries held). */
   get trackedIpCount(): number {
-    return this.unauthenticated.size;
+    return this.unauthenticated.ipCount;
   }
 
   async start(): Promise<void> {
@@ -218,7 +222,7 @@ export class StreamListener {
     const nowMs = Date.now();
     const conn = new Connection(
       socket,
-      new StreamFramer(this.options.maxFrameBytes, this.core.maxChannel > CHANNEL_MAX),
+      new StreamFramer(this.options.maxFrameBytes, this.core.legacyChannels),
       this,
       nowMs,
     );
@@ -328,25 +332,13 @@ export class StreamListener {
   }
 
   private onData(conn: Connection, chunk: Buffer): void {
-    const err = conn.framer.push(chunk, (frame, kind) => {
+    const err = conn.framer.push(chunk, (frame) => {
       conn.lastMessageAtMs = Date.now();
-      if (kind === PacketKind.Stun) {
-        const out = this.core.handle(frame, conn.remoteAddress, conn.remotePort, conn);
-        if (out !== null) conn.send(out);
-        // An Allocate adds the allocation (pending) before returning; a Refresh 0 deletes it.
-        const a = conn.allocation;
-        if (a === undefined || a.deleted) this.setAllocation(conn, this.lookUpAllocation(conn));
-        return;
-      }
-      // ChannelData (padding already stripped by the framer).
-      let a = conn.allocation;
-      if (a === undefined || a.deleted) {
-        a = this.lookUpAllocation(conn);
-        this.setAllocation(conn, a);
-      }
-      const len = channelDataLength(frame, this.core.maxChannel);
-      if (a === undefined || a.pending || len < 0) this.core.stats.droppedNoAllocation++;
-      else this.core.turn!.relayChannelData(a, frame, len);
+      // STUN or ChannelData (padding already stripped by the framer): the core demultiplexes.
+      this.core.receive(frame, conn.remoteAddress, conn.remotePort, conn);
+      // An Allocate adds the allocation (pending) before returning; a Refresh 0 deletes it.
+      const a = conn.allocation;
+      if (a === undefined || a.deleted) this.setAllocation(conn, this.lookUpAllocation(conn));
     });
     if (err !== null) {
       this.core.stats.streamClosedBadFrame++;
@@ -370,7 +362,7 @@ export class StreamListener {
 
   /** The allocation of the connection's 5-tuple in the TURN table (pending included). */
   private lookUpAllocation(conn: Connection): Allocation | undefined {
-    return this.core.turn?.table.find(conn, conn.remoteAddress, conn.remotePort);
+    return this.sessions?.findAllocation(conn, conn.remoteAddress, conn.remotePort);
   }
 
   /**
@@ -389,32 +381,23 @@ export class StreamListener {
    * its oldest unauthenticated connection is closed first.
    */
   private countUnauthenticated(conn: Connection): void {
-    const ip = conn.capAddress;
-    const cap = this.options.maxConnectionsPerIp;
-    let set = this.unauthenticated.get(ip);
-    if (cap > 0 && set !== undefined && set.size >= cap) {
-      const oldest = set.values().next().value!;
-      this.core.stats.streamEvicted++;
-      this.log.debug({ remote: ip }, 'closing the oldest unauthenticated connection of the IP: per-IP cap');
-      oldest.raw.destroy();
-      this.onClose(oldest); // may delete the IP's entry (cap 1)
-      set = this.unauthenticated.get(ip);
-    }
-    if (set === undefined) {
-      set = new Set();
-      this.unauthenticated.set(ip, set);
-    }
-    set.add(conn);
+    const oldest = this.unauthenticated.add(conn.capAddress, conn, this.options.maxConnectionsPerIp);
     conn.counted = true;
+    if (oldest === undefined) return;
+    oldest.counted = false;
+    this.core.stats.streamEvicted++;
+    this.log.debug(
+      { remote: conn.capAddress },
+      'closing the oldest unauthenticated connection of the IP: per-IP cap',
+    );
+    oldest.raw.destroy();
+    this.onClose(oldest);
   }
 
   private uncount(conn: Connection): void {
     if (!conn.counted) return;
     conn.counted = false;
-    const set = this.unauthenticated.get(conn.capAddress);
-    if (set === undefined) return;
-    set.delete(conn);
-    if (set.size === 0) this.unauthenticated.delete(conn.capAddress);
+    this.unauthenticated.delete(conn.capAddress, conn);
   }
 
   private onClose(conn: Connection): void {
@@ -426,7 +409,7 @@ export class StreamListener {
     conn.allocation = undefined;
     conn.framer.reset();
     // RFC 8656 §5: the allocation of a TCP/TLS connection ends with the connection.
-    this.core.turn?.endpointClosed(conn);
+    this.sessions?.endpointClosed(conn);
   }
 
   /**

@@ -1,14 +1,11 @@
 /**
- * One UDP socket serving STUN on one local address. The message handler is the hot path: it
- * demultiplexes by first byte, hands STUN to the sans-I/O core and sends back what the core
- * returns. Nothing here allocates per datagram beyond what `dgram` and the response need.
+ * One UDP socket serving STUN and TURN on one local address: every datagram goes to the core's
+ * `receive` (which demultiplexes STUN and ChannelData), and the core answers through `send`.
+ * Nothing here allocates per datagram beyond what `dgram` does.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { channelDataLength } from '../core/channel-data.js';
-import { CHANNEL_MAX } from '../core/constants.js';
-import { classify, PacketKind } from '../core/demux.js';
 import type { StunCore } from '../core/stun-core.js';
-import type { ClientEndpoint } from '../core/turn/allocation.js';
+import type { ClientEndpoint } from '../core/transport.js';
 import { BindError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ipLiteralLookup } from './ip-lookup.js';
@@ -60,27 +57,11 @@ export class UdpListener implements ClientEndpoint {
       // Send failures (ICMP unreachable reported as ECONNREFUSED, ENOBUFS) must not stop the listener.
       this.log.debug({ err: err.message }, 'udp socket error');
     });
-    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-    this.socket = socket;
-  }
-
-  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    if (msg.length === 0) return;
     const core = this.core;
-    const kind = classify(msg[0]!, core.maxChannel > CHANNEL_MAX);
-    if (kind === PacketKind.ChannelData) {
-      // Hot path: client → peer over a channel. No object is built here.
-      const turn = core.turn;
-      const len = channelDataLength(msg, core.maxChannel);
-      const a = turn === undefined || len < 0 ? undefined : turn.table.find(this, rinfo.address, rinfo.port);
-      if (a === undefined) this.core.stats.droppedNoAllocation++;
-      else turn!.relayChannelData(a, msg, len);
-    } else if (kind === PacketKind.Stun) {
-      const out = this.core.handle(msg, rinfo.address, rinfo.port, this);
-      if (out !== null) this.socket!.send(out, rinfo.port, rinfo.address);
-    } else {
-      this.core.stats.droppedMalformed++;
-    }
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) =>
+      core.receive(msg, rinfo.address, rinfo.port, this),
+    );
+    this.socket = socket;
   }
 
   /** ClientEndpoint: one datagram to a client. */

@@ -4,9 +4,11 @@
  * scrape costs nothing between scrapes. Labels are bounded: never a user, IP, port or allocation.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Clock } from '../core/clock.js';
 import { METHOD_NAMES } from '../core/constants.js';
 import type { SourceRateLimiter } from '../core/rate-limit.js';
 import type { Stats } from '../core/stats.js';
+import type { TurnEventBus } from '../core/turn/events.js';
 import type { TurnService } from '../core/turn/service.js';
 import type { StreamListener } from '../io/stream-listener.js';
 
@@ -16,6 +18,9 @@ export interface MetricsSources {
   readonly limiter?: SourceRateLimiter;
   readonly turn: () => TurnService | undefined;
   readonly streams: () => readonly StreamListener[];
+  /** The TURN service's events: allocation lifetimes are observed as allocations end. */
+  readonly events?: TurnEventBus;
+  readonly clock?: Clock;
 }
 
 export class Metrics {
@@ -70,8 +75,7 @@ export class Metrics {
         const turn = sources.turn();
         if (turn === undefined) return;
         const counts = new Map<string, number>();
-        for (const a of turn.table.all()) {
-          if (a.pending) continue;
+        for (const { allocation: a } of turn.allocations()) {
           for (const relay of a.relays) {
             const key = `${a.endpoint.transport}|${relay.family === 4 ? 'ipv4' : 'ipv6'}`;
             counts.set(key, (counts.get(key) ?? 0) + 1);
@@ -88,9 +92,8 @@ export class Metrics {
       help: 'Permissions active (peer IP addresses) over all allocations.',
       registers: [r],
       collect() {
-        const turn = sources.turn();
         let n = 0;
-        if (turn !== undefined) for (const a of turn.table.all()) n += a.livePermissions(turn.nowSec);
+        for (const live of sources.turn()?.allocations() ?? []) n += live.permissions;
         this.set(n);
       },
     });
@@ -99,9 +102,8 @@ export class Metrics {
       help: 'Channel bindings active over all allocations.',
       registers: [r],
       collect() {
-        const turn = sources.turn();
         let n = 0;
-        if (turn !== undefined) for (const a of turn.table.all()) n += a.liveChannels(turn.nowSec);
+        for (const live of sources.turn()?.allocations() ?? []) n += live.channels;
         this.set(n);
       },
     });
@@ -166,6 +168,7 @@ export class Metrics {
       [{ reason: 'backpressure' }, stats.droppedBackpressure],
       [{ reason: 'no_allocation' }, stats.droppedNoAllocation],
       [{ reason: 'no_channel' }, stats.droppedNoChannel],
+      [{ reason: 'oversize' }, stats.droppedOversize],
     ]);
     labeledCounter('turn_stream_connections_total', 'TCP/TLS connections, by outcome.', ['outcome'], () => [
       [{ outcome: 'accepted' }, stats.streamAccepted],
@@ -216,6 +219,12 @@ export class Metrics {
       buckets: [10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 86400],
       registers: [r],
     });
+    const { events, clock } = sources;
+    if (events !== undefined && clock !== undefined)
+      events.subscribe({
+        allocationDeleted: (a) =>
+          this.allocationLifetime.observe(Math.max(0, clock.nowSec() - a.createdAtSec)),
+      });
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

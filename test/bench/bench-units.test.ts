@@ -3,16 +3,16 @@
  * header, the Prometheus parser, option parsing, the allocation/rate split and the window merge.
  */
 import t from 'tap';
-import { sliceFlows, splitRate } from '../../src/bench/coordinator.js';
+import { sliceFlows, splitRate } from '../../src/load-tool/coordinator.js';
 import {
   BUCKET_COUNT,
   bucketIndex,
   bucketRange,
   HdrHistogram,
   JitterEstimator,
-} from '../../src/bench/hdr.js';
-import { compareCounts, deltaCounts, parseRelayPackets } from '../../src/bench/metrics.js';
-import { parseHostPort, parseOptions, UsageError } from '../../src/bench/options.js';
+} from '../../src/load-tool/hdr.js';
+import { compareCounts, deltaCounts, parseRelayPackets } from '../../src/load-tool/metrics.js';
+import { parseHostPort, parseOptions, UsageError } from '../../src/load-tool/options.js';
 import {
   fillerTemplate,
   isPayload,
@@ -22,10 +22,10 @@ import {
   payloadSeq,
   payloadTrial,
   writePayloadHeader,
-} from '../../src/bench/payload.js';
-import { procUdpKey } from '../../src/bench/proc.js';
-import { mergeSetup, mergeWindow } from '../../src/bench/results.js';
-import type { PhaseReport, WindowReport } from '../../src/bench/types.js';
+} from '../../src/load-tool/payload.js';
+import { procUdpKey } from '../../src/load-tool/proc.js';
+import { mergeSetup, mergeWindow } from '../../src/load-tool/results.js';
+import type { PhaseReport, WindowReport } from '../../src/load-tool/types.js';
 
 /** Deterministic pseudo-random numbers (xorshift32). */
 function rng(seed: number): () => number {

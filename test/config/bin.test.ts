@@ -116,10 +116,10 @@ t.test('an unbuilt checkout: one line saying what to run, exit 1', async (t) => 
 
 t.test('other failures to load are not taken for an unbuilt checkout', async (t) => {
   const dir = unbuiltCopy(t);
-  mkdirSync(join(dir, 'dist', 'src', 'bench'), { recursive: true });
+  mkdirSync(join(dir, 'dist', 'src', 'load-tool'), { recursive: true });
   // Built, but a dependency is missing (npm ci not run): the real error, not the hint.
   writeFileSync(join(dir, 'dist', 'src', 'cli.js'), "import 'turnpike-no-such-package';\n");
-  writeFileSync(join(dir, 'dist', 'src', 'bench', 'main.js'), "import './no-such-module.js';\n");
+  writeFileSync(join(dir, 'dist', 'src', 'load-tool', 'main.js'), "import './no-such-module.js';\n");
   let r = runNode(join(dir, 'bin', 'turnpike.js'));
   t.equal(r.status, 1);
   t.match(r.stderr, /ERR_MODULE_NOT_FOUND|Cannot find package 'turnpike-no-such-package'/);

@@ -13,17 +13,7 @@ import {
 } from '../../src/config/load.js';
 import { defaults, keyNames } from '../../src/config/schema.js';
 import type { Config } from '../../src/config/types.js';
-import { ConfigError } from '../../src/errors.js';
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
-}
+import { configError } from '../fixtures/helpers/assertions.js';
 
 const noCli = {};
 

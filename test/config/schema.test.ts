@@ -13,20 +13,9 @@ import {
   validate,
 } from '../../src/config/schema.js';
 import type { Config } from '../../src/config/types.js';
-import { ConfigError } from '../../src/errors.js';
+import { configError } from '../fixtures/helpers/assertions.js';
 
 const root = new URL('../../', import.meta.url);
-
-/** The ConfigError `fn` throws; fails loudly when it throws nothing or something else. */
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
-}
 
 const SOURCE = 'test.json';
 

@@ -4,13 +4,14 @@ import { readAddress, readErrorCode, readString, readUnknownAttributes } from '.
 import { decodeStun, type StunView } from '../../src/core/stun/decode.js';
 import { StunWriter } from '../../src/core/stun/encode.js';
 import { verifyFingerprint } from '../../src/core/stun/integrity.js';
-import { StunCore } from '../../src/core/stun-core.js';
+import type { StunCore } from '../../src/core/stun-core.js';
+import { handleOnce, stunOnlyCore } from '../fixtures/helpers/core-endpoint.js';
 
 const tid = Buffer.from('a1a2a3a4a5a6a7a8a9aaabac', 'hex');
-const core = new StunCore({ software: undefined, reasonPhrases: false });
+const core = stunOnlyCore({ software: undefined });
 
 function answer(c: StunCore, req: Buffer, address = '192.0.2.33', port = 40000): StunView | null {
-  const out = c.handle(req, address, port);
+  const out = handleOnce(c, req, address, port);
   if (out === null) return null;
   const r = decodeStun(out);
   if (!r.ok) throw new Error(r.reason);
@@ -19,7 +20,7 @@ function answer(c: StunCore, req: Buffer, address = '192.0.2.33', port = 40000):
 
 t.test('Binding request → success with XOR-MAPPED-ADDRESS, same transaction ID, minimal size', async (t) => {
   const req = new StunWriter().start(Method.Binding, Class.Request, tid).finish();
-  const out = core.handle(req, '192.0.2.33', 40000)!;
+  const out = handleOnce(core, req, '192.0.2.33', 40000)!;
   t.equal(out.length, 32, '20-byte header + 12-byte XOR-MAPPED-ADDRESS, nothing else');
   const v = answer(core, req)!;
   t.equal(v.cls, Class.Success);
@@ -40,11 +41,11 @@ t.test('FINGERPRINT is echoed when the request carried one; a bad one is dropped
   t.ok(verifyFingerprint(v));
   const bad = Buffer.from(req);
   bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 1, bad.length - 1);
-  t.equal(core.handle(bad, '192.0.2.1', 1), null);
+  t.equal(handleOnce(core, bad, '192.0.2.1', 1), null);
 });
 
 t.test('SOFTWARE only when configured', async (t) => {
-  const c = new StunCore({ software: 'turnpike', reasonPhrases: false });
+  const c = stunOnlyCore({ software: 'turnpike' });
   const v = answer(c, new StunWriter().start(Method.Binding, Class.Request, tid).finish())!;
   t.equal(readString(v, AttrType.Software), 'turnpike');
 });
@@ -59,8 +60,6 @@ t.test('unknown comprehension-required attributes → 420 with UNKNOWN-ATTRIBUTE
   t.equal(v.cls, Class.Error);
   t.same(readErrorCode(v), { code: 420, reason: '' });
   t.same(readUnknownAttributes(v), [0x0003]);
-  const withReasons = new StunCore({ software: undefined, reasonPhrases: true });
-  t.same(readErrorCode(answer(withReasons, req)!), { code: 420, reason: 'Unknown Attribute' });
 });
 
 t.test('ICE attributes in a Binding request are understood', async (t) => {
@@ -74,18 +73,21 @@ t.test('ICE attributes in a Binding request are understood', async (t) => {
 });
 
 t.test('indications, responses, malformed bytes and other methods', async (t) => {
-  const c = new StunCore({ software: undefined, reasonPhrases: false });
+  const c = stunOnlyCore({ software: undefined });
   t.equal(
-    c.handle(new StunWriter().start(Method.Binding, Class.Indication, tid).finish(), '192.0.2.1', 1),
+    handleOnce(c, new StunWriter().start(Method.Binding, Class.Indication, tid).finish(), '192.0.2.1', 1),
     null,
   );
   t.equal(c.stats.bindingIndications, 1);
   t.equal(
-    c.handle(new StunWriter().start(Method.Binding, Class.Success, tid).finish(), '192.0.2.1', 1),
+    handleOnce(c, new StunWriter().start(Method.Binding, Class.Success, tid).finish(), '192.0.2.1', 1),
     null,
   );
-  t.equal(c.handle(new StunWriter().start(Method.Binding, Class.Error, tid).finish(), '192.0.2.1', 1), null);
-  t.equal(c.handle(Buffer.from('not stun at all, not at all'), '192.0.2.1', 1), null);
+  t.equal(
+    handleOnce(c, new StunWriter().start(Method.Binding, Class.Error, tid).finish(), '192.0.2.1', 1),
+    null,
+  );
+  t.equal(handleOnce(c, Buffer.from('not stun at all, not at all'), '192.0.2.1', 1), null);
   t.equal(c.stats.droppedMalformed, 1);
   const other = answer(c, new StunWriter().start(0x0abc, Class.Request, tid).finish())!;
   t.same(readErrorCode(other)?.code, 400);
@@ -95,7 +97,7 @@ t.test('indications, responses, malformed bytes and other methods', async (t) =>
 t.test(
   'a request with more attributes than the index holds → 400; such an indication is dropped',
   async (t) => {
-    const c = new StunCore({ software: undefined, reasonPhrases: false });
+    const c = stunOnlyCore({ software: undefined });
     const w = new StunWriter(2048).start(Method.Binding, Class.Request, Buffer.alloc(12, 7));
     for (let i = 0; i < 60; i++) w.addFlag(0x8100 + i);
     const res = answer(c, w.finish());
@@ -105,6 +107,6 @@ t.test(
     t.same(res?.buf.subarray(8, 20), Buffer.alloc(12, 7), 'same transaction ID');
     const ind = new StunWriter(2048).start(Method.Binding, Class.Indication, Buffer.alloc(12, 7));
     for (let i = 0; i < 60; i++) ind.addFlag(0x8100 + i);
-    t.equal(c.handle(ind.finish(), '192.0.2.33', 40000), null, 'indication dropped');
+    t.equal(handleOnce(c, ind.finish(), '192.0.2.33', 40000), null, 'indication dropped');
   },
 );

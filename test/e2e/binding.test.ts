@@ -11,6 +11,7 @@ import { readAddress } from '../../src/core/stun/attrs.js';
 import { verifyFingerprint } from '../../src/core/stun/integrity.js';
 import { startDaemon } from '../fixtures/helpers/daemon.js';
 import { bindingRequest, tcpClient, udpRequest } from '../fixtures/helpers/stun-client.js';
+import { sleep } from '../fixtures/helpers/turn-client.js';
 
 const run = promisify(execFile);
 const STUNCLIENT = '/usr/bin/turnutils_stunclient';
@@ -91,7 +92,7 @@ t.test('SIGHUP does not kill the daemon', async (t) => {
   const d = await startDaemon(['--listening-ip', '127.0.0.1']);
   t.teardown(() => d.stop());
   d.proc.kill('SIGHUP');
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   const { view } = await udpRequest('127.0.0.1', d.port, bindingRequest());
   t.equal(view.cls, Class.Success);
 });

@@ -44,6 +44,7 @@ import {
 } from '../fixtures/helpers/browser-chromium.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { sleep } from '../fixtures/helpers/turn-client.js';
 
 const MESSAGES = 200;
 /** The page's own bound; a passing run takes well under a second. */
@@ -109,7 +110,7 @@ function logged(lines: readonly string[], msg: string): LogLine[] {
 
 async function waitUntil(ok: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
-  while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  while (!ok() && Date.now() < end) await sleep(50);
   return ok();
 }
 

@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { freePort } from '../fixtures/helpers/daemon.js';
+import { sleep } from '../fixtures/helpers/turn-client.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Whether `pid` is a live process (a zombie, exited but not yet reaped, is not). */
 function isRunning(pid: number): boolean {

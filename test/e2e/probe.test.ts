@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
-import { BIN, type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { aliceOnLoopback, BIN, type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { freeUdpRange } from '../fixtures/helpers/turn-client.js';
 
 const TURNSERVER = '/usr/bin/turnserver';
@@ -54,12 +54,7 @@ async function turnpike(t: Test, extra: string[] = []): Promise<Daemon> {
   // ephemeral port on 127.0.0.1) must never fall inside it, or the server would let it through as
   // another of its own relays and the 403 test would see a PASS.
   const d = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    '--realm',
-    REALM,
-    '--user',
-    'alice:wonderland',
+    ...aliceOnLoopback(REALM),
     '--use-auth-secret',
     '--static-auth-secret',
     SECRET,

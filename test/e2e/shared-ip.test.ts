@@ -11,7 +11,7 @@ import { AttrType, Class, Method, Transport } from '../../src/core/constants.js'
 import { readErrorCode } from '../../src/core/stun/attrs.js';
 import { decodeStun } from '../../src/core/stun/decode.js';
 import { StunWriter } from '../../src/core/stun/encode.js';
-import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { aliceOnLoopback, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { sample, scrape } from '../fixtures/helpers/prometheus.js';
 import { Rng } from '../fixtures/helpers/random.js';
 import { sleep, TurnClient } from '../fixtures/helpers/turn-client.js';
@@ -26,12 +26,7 @@ async function daemon(t: Test): Promise<{ port: number; metrics: () => Promise<s
   const metricsPort = await freePort();
   // Default limits: only a user, a realm and the metrics listener are configured.
   const d = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    '--realm',
-    REALM,
-    '--user',
-    'alice:wonderland',
+    ...aliceOnLoopback(REALM),
     '--prometheus',
     '--prometheus-port',
     String(metricsPort),

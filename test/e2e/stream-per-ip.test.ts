@@ -9,29 +9,33 @@ import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { AttrType, Method } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
-import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { aliceOnLoopback, type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { byLabel, scrape } from '../fixtures/helpers/prometheus.js';
+import { sleep } from '../fixtures/helpers/turn-client.js';
 import { StreamTurnClient } from '../fixtures/helpers/turn-stream-client.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-/** Only credentials: every limit stays at its default. */
-const USER = ['--listening-ip', '127.0.0.1', '--realm', 'example.test', '--user', 'alice:wonderland'];
 const DEFAULT_PER_IP_CAP = 256;
 
-/** The daemon with `args` and Prometheus on a free port, stopped when `t` ends. */
+/**
+ * The daemon with only credentials (every limit at its default), Prometheus on a free port and
+ * `args`; stopped when `t` ends.
+ */
 async function daemon(t: Test, args: readonly string[] = []): Promise<{ d: Daemon; metrics: number }> {
   const metrics = await freePort();
-  const d = await startDaemon([...USER, '--prometheus', '--prometheus-port', String(metrics), ...args]);
+  const d = await startDaemon([
+    ...aliceOnLoopback(),
+    '--prometheus',
+    '--prometheus-port',
+    String(metrics),
+    ...args,
+  ]);
   t.teardown(() => d.stop());
   return { d, metrics };
 }
 
 /** `turn_stream_connections_total` by outcome, scraped from the daemon. */
 async function streamOutcomes(metrics: number): Promise<Map<string, number>> {
-  const body = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const m of body.matchAll(/^turn_stream_connections_total\{outcome="([a-z_]+)"\} (\d+)$/gm))
-    out.set(m[1]!, Number(m[2]));
-  return out;
+  return byLabel(await scrape(metrics), 'turn_stream_connections_total', 'outcome');
 }
 
 /**

@@ -14,6 +14,7 @@ import { readAddress, readBytes, readUnknownAttributes } from '../../src/core/st
 import { decodeStun } from '../../src/core/stun/decode.js';
 import { StunWriter } from '../../src/core/stun/encode.js';
 import { longTermKey, verifyFingerprint } from '../../src/core/stun/integrity.js';
+import { assertHealthy, refusal } from '../fixtures/helpers/assertions.js';
 import { type Daemon, startDaemon } from '../fixtures/helpers/daemon.js';
 import { bindingRequest, udpRequest } from '../fixtures/helpers/stun-client.js';
 import {
@@ -25,7 +26,6 @@ import {
   TestPeer,
   TurnClient,
   type TurnCredentials,
-  TurnRequestError,
   udpPortFree,
 } from '../fixtures/helpers/turn-client.js';
 
@@ -94,28 +94,6 @@ async function setup(
       return p;
     },
   };
-}
-
-/** The daemon is alive and logged nothing at error/fatal, nothing on stderr. */
-function assertHealthy(t: Test, d: Daemon): void {
-  t.equal(d.proc.exitCode, null, 'daemon still running');
-  t.equal(d.stderr(), '', 'stderr empty');
-  t.same(
-    d.lines.filter((l) => /"level":"(error|fatal)"/.test(l)),
-    [],
-    'no error or fatal log lines',
-  );
-}
-
-/** The TurnRequestError the promise rejects with (fails the test on success or another error). */
-async function refusal(p: Promise<unknown>): Promise<TurnRequestError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof TurnRequestError) return e;
-    throw e;
-  }
-  throw new Error('expected an error response, got a success');
 }
 
 const relayOf = (a: { relayed: { address: string; port: number } }): PeerAddress => ({

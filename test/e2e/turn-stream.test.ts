@@ -8,11 +8,11 @@ import { AttrType } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { sample, scrape } from '../fixtures/helpers/prometheus.js';
 import { bindingRequest } from '../fixtures/helpers/stun-client.js';
-import { TestPeer, udpPortFree } from '../fixtures/helpers/turn-client.js';
+import { sleep, TestPeer, udpPortFree } from '../fixtures/helpers/turn-client.js';
 import { StreamTurnClient } from '../fixtures/helpers/turn-stream-client.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const USER = ['--realm', 'example.test', '--user', 'alice:wonderland', '--allowed-peer-ip', '127.0.0.1'];
 
 /** The daemon on 127.0.0.1 with `args`, stopped when `t` ends. */
@@ -278,8 +278,7 @@ t.test('a client that stops reading does not grow RSS without bound', async (t) 
   }
   await sleep(500);
   const after = rss();
-  const metrics = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
-  const dropped = Number(/turn_packets_dropped_total\{reason="backpressure"\} (\d+)/.exec(metrics)?.[1]);
+  const dropped = sample(await scrape(http), 'turn_packets_dropped_total', 'reason="backpressure"') ?? 0;
   t.comment(
     `RSS ${before.toFixed(1)} MiB → ${after.toFixed(1)} MiB after 48 MB sent to a non-reading client; ${dropped} dropped for backpressure`,
   );

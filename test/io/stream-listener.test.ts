@@ -9,18 +9,25 @@ import t, { type Test } from 'tap';
 import { AttrType, Class, Method, Transport } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
 import type { StunWriter } from '../../src/core/stun/encode.js';
-import { StunCore } from '../../src/core/stun-core.js';
-import { StreamListener, type StreamListenerOptions } from '../../src/io/stream-listener.js';
+import type { StunCore } from '../../src/core/stun-core.js';
+import {
+  StreamListener,
+  type StreamListenerOptions,
+  type StreamSessions,
+} from '../../src/io/stream-listener.js';
 import { createLogger } from '../../src/log.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
+import { stunOnlyCore } from '../fixtures/helpers/core-endpoint.js';
 import { bindingRequest, tcpClient } from '../fixtures/helpers/stun-client.js';
+import { sleep } from '../fixtures/helpers/turn-client.js';
 import { Harness } from '../fixtures/helpers/turn-core-harness.js';
 import { StreamTurnClient } from '../fixtures/helpers/turn-stream-client.js';
 
 async function listener(
   t: Test,
   overrides: Partial<StreamListenerOptions>,
-  core = new StunCore({ software: undefined, reasonPhrases: false }),
+  core: StunCore = stunOnlyCore(),
+  sessions?: StreamSessions,
 ): Promise<{ l: StreamListener; core: StunCore; port: number }> {
   const l = new StreamListener(
     {
@@ -38,6 +45,7 @@ async function listener(
     },
     core,
     createLogger('silent'),
+    sessions,
   );
   await l.start();
   t.teardown(() => l.close());
@@ -141,7 +149,7 @@ async function turnListener(
   overrides: Partial<StreamListenerOptions>,
 ): Promise<{ l: StreamListener; h: Harness; port: number }> {
   const h = new Harness();
-  const { l, port } = await listener(t, overrides, h.core);
+  const { l, port } = await listener(t, overrides, h.core, h.service);
   return { l, h, port };
 }
 
@@ -153,7 +161,7 @@ async function until(t: Test, what: string, cond: () => boolean, timeoutMs = 300
       t.fail(`timed out waiting for ${what}`);
       return;
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 
@@ -278,7 +286,7 @@ t.test(
     // Expiry: the core's sweep deletes it; the listener's sweep notices.
     await a.allocate();
     t.equal(l.unauthenticatedCount('127.0.0.1'), 1);
-    h.service.sweep(Math.floor(Date.now() / 1000) + 4000);
+    h.advance(4000);
     t.equal(h.service.table.size, 0, 'expired');
     t.equal(l.unauthenticatedCount('127.0.0.1'), 1, 'not seen before the sweep');
     l.sweep(Date.now());

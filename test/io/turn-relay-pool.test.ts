@@ -4,11 +4,13 @@
  * release on close, peer packets handed to the service, and the 1:1 NAT address maps.
  */
 import t from 'tap';
+import { ManualClock } from '../../src/core/clock.js';
+import { RelayAddressBook } from '../../src/core/transport.js';
 import { Allocation, type ClientEndpoint } from '../../src/core/turn/allocation.js';
-import type { RelayRequest, RelayResult, TurnService } from '../../src/core/turn/service.js';
+import type { RelayRequest, RelayResult } from '../../src/core/turn/service.js';
 import { type RelayAddress, RelayPool } from '../../src/io/relay-pool.js';
 import { createLogger } from '../../src/log.js';
-import { freeUdpRange, TestPeer, udpPortFree } from '../fixtures/helpers/turn-client.js';
+import { freeUdpRange, sleep, TestPeer, udpPortFree } from '../fixtures/helpers/turn-client.js';
 
 const endpoint: ClientEndpoint = { transport: 'udp', send() {}, sendv() {} };
 const log = createLogger('silent');
@@ -35,13 +37,22 @@ async function makePool(
   addresses: readonly RelayAddress[] = [{ family: 4, local: '127.0.0.1', advertised: '127.0.0.1' }],
 ) {
   const start = await freeUdpRange(count, '127.0.0.1', true);
-  const pool = new RelayPool(addresses, start, start + count - 1, 0, log);
   const packets: Array<{ owner: number; msg: string; from: string; port: number }> = [];
-  pool.service = {
-    onPeerPacket: (a: Allocation, _relay: unknown, msg: Buffer, from: string, port: number) =>
-      packets.push({ owner: a.id, msg: msg.toString(), from, port }),
-  } as unknown as TurnService;
-  return { pool, start, packets };
+  const clock = new ManualClock(Date.now());
+  const pool = new RelayPool({
+    addresses,
+    book: new RelayAddressBook(addresses),
+    minPort: start,
+    maxPort: start + count - 1,
+    sockBufSize: 0,
+    sink: {
+      fromPeer: (a: Allocation, _relay: unknown, msg: Buffer, from: string, port: number) =>
+        packets.push({ owner: a.id, msg: msg.toString(), from, port }),
+    },
+    clock,
+    log,
+  });
+  return { pool, start, packets, clock };
 }
 
 t.test('a relay socket relays both ways and frees its port on close', async (t) => {
@@ -58,7 +69,7 @@ t.test('a relay socket relays both ways and frees its port on close', async (t) 
   const got = await peer.next();
   t.same([got.data.toString(), got.from], ['out', { address: '127.0.0.1', port: relay.port }]);
   await peer.send(Buffer.from('in'), { address: '127.0.0.1', port: relay.port });
-  for (let i = 0; i < 50 && packets.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 50 && packets.length === 0; i++) await sleep(10);
   t.same(
     packets,
     [{ owner: 1, msg: 'in', from: '127.0.0.1', port: peer.address.port }],
@@ -72,7 +83,7 @@ t.test('a relay socket relays both ways and frees its port on close', async (t) 
 });
 
 t.test('EVEN-PORT reservations: token for port + 1, single use, expire after 30 s', async (t) => {
-  const { pool, start } = await makePool(2);
+  const { pool, start, clock } = await makePool(2);
   const even = await one(pool, request({ evenPort: true, reserveNext: true }));
   t.ok(even.ok && even.relay.port === start, 'even port');
   const token = even.ok ? even.reservationToken : undefined;
@@ -88,11 +99,12 @@ t.test('EVEN-PORT reservations: token for port + 1, single use, expire after 30 
   // A new reservation, left to expire: the sweep frees port + 1 and the token stops working.
   const again = await one(pool, request({ evenPort: true, reserveNext: true }));
   const token2 = again.ok ? again.reservationToken : undefined;
-  const nowSec = Math.floor(Date.now() / 1000);
-  pool.sweep(nowSec + 29);
+  clock.advance(29_000);
+  pool.sweep();
   t.equal((await one(pool)).ok, false, 'still reserved after 29 s');
   t.notOk(await udpPortFree(start + 1), 'still held');
-  pool.sweep(nowSec + 31);
+  clock.advance(2_000);
+  pool.sweep();
   t.ok(await udpPortFree(start + 1), 'expired: the holding socket is closed');
   t.equal((await one(pool, request({ reservationToken: token2 }))).ok, false, 'expired token: 508');
   const plain = await one(pool);
@@ -121,16 +133,18 @@ t.test(
 );
 
 t.test('ports held by another process are skipped until the minute sweep', async (t) => {
-  const { pool, start } = await makePool(2);
+  const { pool, start, clock } = await makePool(2);
   const holder = await TestPeer.bind('127.0.0.1', start);
   const r = await one(pool);
   t.ok(r.ok && r.relay.port === start + 1, 'the free one');
   t.equal((await one(pool)).ok, false, 'then 508, no throw');
   await holder.close();
   t.equal((await one(pool)).ok, false, 'the busy mark stays until the sweep');
-  pool.sweep(60 * 1e8 + 1); // not a minute boundary: marks kept
+  clock.advance(59_000);
+  pool.sweep(); // 59 s later: marks kept
   t.equal((await one(pool)).ok, false);
-  pool.sweep(60 * 1e8); // a minute boundary: busy marks cleared
+  clock.advance(1_500);
+  pool.sweep(); // a minute has passed (the tick need not fall on a whole minute): marks cleared
   const after = await one(pool);
   t.ok(after.ok && after.relay.port === start, 'retried after the sweep');
   if (after.ok) after.relay.close();
@@ -161,12 +175,16 @@ t.test('one relay per requested family; supports() per family; 1:1 NAT address m
   t.ok(v6?.ok && v6.relay.family === 6 && v6.relay.localAddress === '::1');
   if (v4?.ok) v4.relay.close();
   if (v6?.ok) v6.relay.close();
-  const only4 = new RelayPool(
-    [{ family: 4, local: '127.0.0.1', advertised: '127.0.0.1' }],
-    40000,
-    40001,
-    0,
+  const only4Addresses: RelayAddress[] = [{ family: 4, local: '127.0.0.1', advertised: '127.0.0.1' }];
+  const only4 = new RelayPool({
+    addresses: only4Addresses,
+    book: new RelayAddressBook(only4Addresses),
+    minPort: 40000,
+    maxPort: 40001,
+    sockBufSize: 0,
+    sink: { fromPeer: () => {} },
+    clock: new ManualClock(Date.now()),
     log,
-  );
+  });
   t.notOk(only4.supports(6), 'no IPv6 relay address');
 });

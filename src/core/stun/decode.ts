@@ -138,8 +138,3 @@ export function decodeStun(buf: Buffer): DecodeResult {
   const reason = decodeStunInto(buf, view);
   return reason === null ? { ok: true, view } : { ok: false, reason };
 }
-
-/** Cheap pre-check on a datagram before decoding: length, top bits, cookie. */
-export function looksLikeStun(buf: Buffer): boolean {
-  return buf.length >= HEADER_LENGTH && (buf[0]! & 0xc0) === 0 && buf.readUInt32BE(4) === MAGIC_COOKIE;
-}

@@ -135,7 +135,7 @@ t.test(
     let answers = 0;
     const n = 10_000;
     for (let i = 0; i < n; i++) {
-      h.nowMs = T0_MS + Math.floor((i * 1000) / n); // evenly over one simulated second
+      h.clock.set(T0_MS + Math.floor((i * 1000) / n)); // evenly over one simulated second
       const request = chromeAllocate();
       requestBytes += request.length;
       const out = h.handle(request, VICTIM, 40000 + (i % 1000));

@@ -119,8 +119,8 @@ t.test('441 when another user touches an existing allocation on its 5-tuple', as
   t.same(summarize(mallory.allocate(), MALLORY), failure(Method.Allocate, 441), 'a second Allocate');
   t.equal(alice.allocation(), a, 'the allocation is still there');
   t.equal(a.expiresAtSec, expiresAtSec, 'not refreshed');
-  t.equal(a.permissions.size, 0, 'no permission installed');
-  t.equal(a.channelsByNumber.size, 0, 'no channel bound');
+  t.equal(h.fwd(a).permissions.size, 0, 'no permission installed');
+  t.equal(h.fwd(a).channelsByNumber.size, 0, 'no channel bound');
   t.equal(h.allocator.calls.length, 1, 'no second relay');
   t.equal(h.stats.errorResponses.get(441), 5);
 });

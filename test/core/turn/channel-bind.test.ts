@@ -34,7 +34,7 @@ t.test('channel numbers: 0x4000 and 0x4FFF are accepted, 0x3FFF and 0x5000 get 4
       `0x${n.toString(16)}`,
     );
   }
-  t.equal(c.allocation()?.channelsByNumber.size, 2);
+  t.equal(h.fwd(c.allocation()).channelsByNumber.size, 2);
 });
 
 t.test('with maxChannel 0x7FFE (rfc5766-channel-numbers) 0x5000 and 0x7FFE are accepted', async (t) => {
@@ -78,7 +78,7 @@ t.test('400 without CHANNEL-NUMBER, without or with two XOR-PEER-ADDRESS', async
   for (const [name, build] of cases) {
     t.same(summarize(c.request(Method.ChannelBind, build), ALICE), failure(Method.ChannelBind, 400), name);
   }
-  t.equal(c.allocation()?.channelsByNumber.size, 0);
+  t.equal(h.fwd(c.allocation()).channelsByNumber.size, 0);
 });
 
 t.test(
@@ -104,9 +104,9 @@ t.test(
       'same peer, another channel',
     );
     const a = c.allocation()!;
-    t.equal(a.channelsByNumber.size, 1);
-    t.equal(a.channelsByNumber.get(0x4001)?.peerPort, 5000, 'the binding is unchanged');
-    t.equal(a.channelForPeer(PEER, 5000, h.nowSec)?.number, 0x4001);
+    t.equal(h.fwd(a).channelsByNumber.size, 1);
+    t.equal(h.fwd(a).channelsByNumber.get(0x4001)?.peerPort, 5000, 'the binding is unchanged');
+    t.equal(h.plane.channelForPeer(a, PEER, 5000, h.nowSec)?.number, 0x4001);
   },
 );
 
@@ -116,14 +116,14 @@ t.test('rebinding the same pair refreshes the channel and its permission', async
   c.allocate(requestedTransport((w) => w.addUint32(AttrType.Lifetime, 3600)));
   c.channelBind(0x4003, PEER, 5000);
   const a = c.allocation()!;
-  const ch = a.channelsByNumber.get(0x4003)!;
+  const ch = h.fwd(a).channelsByNumber.get(0x4003)!;
   t.equal(ch.expiresAtSec, h.nowSec + 600);
-  t.equal(a.permissions.get(PEER), h.nowSec + 300);
+  t.equal(h.fwd(a).permissions.get(PEER), h.nowSec + 300);
   h.advance(250);
   t.same(summarize(c.channelBind(0x4003, PEER, 5000), ALICE), success(Method.ChannelBind));
-  t.equal(a.channelsByNumber.get(0x4003), ch, 'the same binding');
+  t.equal(h.fwd(a).channelsByNumber.get(0x4003), ch, 'the same binding');
   t.equal(ch.expiresAtSec, h.nowSec + 600, 'its expiry moved');
-  t.equal(a.permissions.get(PEER), h.nowSec + 300, 'the permission too');
+  t.equal(h.fwd(a).permissions.get(PEER), h.nowSec + 300, 'the permission too');
   h.advance(599);
   c.channelData(0x4003, Buffer.from('still'));
   t.equal(c.relay().sent.length, 1, 'alive 849 s after the first bind');
@@ -156,10 +156,13 @@ t.test('an expired channel frees its number for another peer and the peer for an
     'the old peer to another number',
   );
   const a = c.allocation()!;
-  t.same([...a.channelsByNumber.values()].map((ch) => [ch.number, ch.peerAddress, ch.peerPort]).sort(), [
-    [0x4004, '198.51.100.8', 5000],
-    [0x4005, PEER, 5000],
-  ]);
+  t.same(
+    [...h.fwd(a).channelsByNumber.values()].map((ch) => [ch.number, ch.peerAddress, ch.peerPort]).sort(),
+    [
+      [0x4004, '198.51.100.8', 5000],
+      [0x4005, PEER, 5000],
+    ],
+  );
   c.channelData(0x4004, Buffer.from('x'));
   c.channelData(0x4005, Buffer.from('y'));
   t.same(
@@ -176,9 +179,9 @@ t.test('ChannelBind installs the permission for the peer IP', async (t) => {
   const c = h.client(ALICE, CLIENT, 40006);
   c.allocate();
   const a = c.allocation()!;
-  t.equal(a.permissions.size, 0);
+  t.equal(h.fwd(a).permissions.size, 0);
   c.channelBind(0x4006, PEER, 5000);
-  t.equal(a.permissions.get(PEER), h.nowSec + 300);
+  t.equal(h.fwd(a).permissions.get(PEER), h.nowSec + 300);
   h.fromPeer(c.relay(), Buffer.from('from another port'), PEER, 5999);
   t.equal(c.received().length, 2, 'any port of the peer IP passes (as a Data indication)');
   c.send(PEER, 6000, Buffer.from('send'));
@@ -193,8 +196,8 @@ t.test('403 for a denied peer, nothing bound', async (t) => {
     t.same(summarize(c.channelBind(0x4007, peer, 5000), ALICE), failure(Method.ChannelBind, 403), peer);
   }
   const a = c.allocation()!;
-  t.equal(a.channelsByNumber.size, 0);
-  t.equal(a.permissions.size, 0);
+  t.equal(h.fwd(a).channelsByNumber.size, 0);
+  t.equal(h.fwd(a).permissions.size, 0);
 });
 
 t.test(
@@ -272,6 +275,9 @@ t.test('refreshing a channel does not push the live permissions past maxPermissi
     'two live permissions: the cap',
   );
   const reply = c.channelBind(0x4000, PEER, 5000);
-  t.ok(a.livePermissions(h.nowSec) <= 2, `live permissions ${a.livePermissions(h.nowSec)} ≤ 2`);
+  t.ok(
+    h.plane.livePermissions(a, h.nowSec) <= 2,
+    `live permissions ${h.plane.livePermissions(a, h.nowSec)} ≤ 2`,
+  );
   t.same(summarize(reply, ALICE), failure(Method.ChannelBind, 508), '508 like a new binding');
 });

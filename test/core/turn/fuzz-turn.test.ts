@@ -257,7 +257,7 @@ t.test(`${STEPS} random steps through the TURN core never throw and keep its inv
       } else if (roll < 65) {
         op = 'send indication';
         const w = new StunWriter(1024).start(Method.Send, Class.Indication, freshTid());
-        const permitted = [...(c.allocation()?.permissions.keys() ?? [])];
+        const permitted = [...h.fwd(c.allocation()).permissions.keys()];
         const peer = permitted.length > 0 && rng.int(2) === 0 ? rng.pick(permitted) : randomAddress(rng);
         if (rng.int(5) > 0) w.addAddress(AttrType.XorPeerAddress, peer, randomPort(rng), true);
         if (rng.int(5) === 0) randomAttribute(rng, w, tokens);
@@ -267,7 +267,7 @@ t.test(`${STEPS} random steps through the TURN core never throw and keep its inv
       } else if (roll < 80) {
         op = 'channel data';
         const data = rng.bytes(rng.int(80));
-        const bound = [...(c.allocation()?.channelsByNumber.keys() ?? [])];
+        const bound = [...h.fwd(c.allocation()).channelsByNumber.keys()];
         const channel = bound.length > 0 && rng.int(3) > 0 ? rng.pick(bound) : randomChannel(rng);
         let frame = encodeChannelData(channel, data, rng.int(2) === 0);
         if (rng.int(6) === 0) frame = mutate(rng, frame);
@@ -278,8 +278,8 @@ t.test(`${STEPS} random steps through the TURN core never throw and keep its inv
         const relay =
           open.length > 0 && rng.int(4) > 0 ? rng.pick(open) : rng.pick([...h.allocator.relays, undefined]);
         if (relay !== undefined) {
-          const channels = [...relay.owner.channelsByNumber.values()];
-          const permitted = [...relay.owner.permissions.keys()];
+          const channels = [...h.fwd(relay.owner).channelsByNumber.values()];
+          const permitted = [...h.fwd(relay.owner).permissions.keys()];
           const roll = rng.int(4);
           if (roll === 0 && channels.length > 0) {
             const ch = rng.pick(channels);
@@ -325,10 +325,10 @@ t.test(`${STEPS} random steps through the TURN core never throw and keep its inv
       for (const r of a.relays)
         if (h.allocator.relays.find((x) => x === r)?.closed)
           failure ??= `step ${step} (${op}): live allocation, closed relay`;
-      if (a.livePermissions(h.service.nowSec) > MAX_PERMISSIONS)
-        failure ??= `step ${step} (${op}): ${a.livePermissions(h.service.nowSec)} live permissions`;
-      if (a.liveChannels(h.service.nowSec) > MAX_CHANNELS)
-        failure ??= `step ${step} (${op}): ${a.liveChannels(h.service.nowSec)} live channels`;
+      if (h.plane.livePermissions(a, h.nowSec) > MAX_PERMISSIONS)
+        failure ??= `step ${step} (${op}): ${h.plane.livePermissions(a, h.nowSec)} live permissions`;
+      if (h.plane.liveChannels(a, h.nowSec) > MAX_CHANNELS)
+        failure ??= `step ${step} (${op}): ${h.plane.liveChannels(a, h.nowSec)} live channels`;
     }
     for (const r of h.allocator.open()) {
       if (!live.includes(r.owner) || !r.owner.relays.includes(r))

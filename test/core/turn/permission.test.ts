@@ -23,8 +23,8 @@ t.test('several XOR-PEER-ADDRESS in one request are all installed', async (t) =>
   c.allocate(requestedTransport((w) => w.addLeadingByte(AttrType.AdditionalAddressFamily, Family.IPv6)));
   const a = c.allocation()!;
   t.same(summarize(c.createPermission(PEERS), ALICE), success(Method.CreatePermission));
-  t.same([...a.permissions.keys()].sort(), [...PEERS].sort());
-  for (const exp of a.permissions.values()) t.equal(exp, h.nowSec + 300, 'permission lifetime 300 s');
+  t.same([...h.fwd(a).permissions.keys()].sort(), [...PEERS].sort());
+  for (const exp of h.fwd(a).permissions.values()) t.equal(exp, h.nowSec + 300, 'permission lifetime 300 s');
   for (const peer of PEERS) {
     const before = c.received().length;
     h.fromPeer(c.relay(peer.includes(':') ? 6 : 4), Buffer.from('hi'), peer, 7000);
@@ -50,7 +50,7 @@ t.test('one denied peer fails the whole request with 403 and installs nothing', 
     const reply = c.createPermission(['198.51.100.7', bad, '198.51.100.8']);
     t.same(summarize(reply, ALICE), failure(Method.CreatePermission, 403), bad);
   }
-  t.equal(a.permissions.size, 0, 'nothing installed');
+  t.equal(h.fwd(a).permissions.size, 0, 'nothing installed');
   t.equal(h.stats.peerRefusals, denied.length);
   h.fromPeer(c.relay(), Buffer.from('x'), '198.51.100.7', 7000);
   t.equal(h.stats.droppedNoPermission, 1, 'the allowed peer of the refused request has no permission');
@@ -66,7 +66,7 @@ t.test('400 without XOR-PEER-ADDRESS or with a malformed one', async (t) => {
     w.addBytes(AttrType.XorPeerAddress, Buffer.from([0, 1, 0, 0, 1, 2, 3]));
   });
   t.same(summarize(malformed, ALICE), failure(Method.CreatePermission, 400), 'a 7-byte IPv4 address');
-  t.equal(c.allocation()?.permissions.size, 0);
+  t.equal(h.fwd(c.allocation()).permissions.size, 0);
 });
 
 t.test('443 for an IPv6 peer on an IPv4-only allocation (and an IPv4 peer on an IPv6 one)', async (t) => {
@@ -80,7 +80,7 @@ t.test('443 for an IPv6 peer on an IPv4-only allocation (and an IPv4 peer on an 
       peer,
     );
   }
-  t.equal(c.allocation()?.permissions.size, 0);
+  t.equal(h.fwd(c.allocation()).permissions.size, 0);
   const v6 = h.client(ALICE, CLIENT, 40004);
   v6.allocate(requestedTransport((w) => w.addLeadingByte(AttrType.RequestedAddressFamily, Family.IPv6)));
   t.same(summarize(v6.createPermission(['198.51.100.7']), ALICE), failure(Method.CreatePermission, 443));
@@ -100,7 +100,7 @@ t.test('508 beyond maxPermissions; refreshing installed permissions still works'
     failure(Method.CreatePermission, 508),
     'two more would make four',
   );
-  t.equal(a.permissions.size, 2, 'none of the refused request installed');
+  t.equal(h.fwd(a).permissions.size, 2, 'none of the refused request installed');
   t.same(
     summarize(c.createPermission(['198.51.100.3', '198.51.100.3']), ALICE),
     success(Method.CreatePermission),
@@ -112,7 +112,7 @@ t.test('508 beyond maxPermissions; refreshing installed permissions still works'
     success(Method.CreatePermission),
     'refreshing the three installed ones',
   );
-  t.equal(a.permissions.get('198.51.100.1'), h.nowSec + 300, 'refreshed');
+  t.equal(h.fwd(a).permissions.get('198.51.100.1'), h.nowSec + 300, 'refreshed');
   t.same(
     summarize(c.createPermission(['198.51.100.9']), ALICE),
     failure(Method.CreatePermission, 508),
@@ -153,7 +153,7 @@ t.test('permissions expire after the permission lifetime: later peer packets are
   t.equal(c.received().length, 3, 'until its own expiry');
   t.equal(h.stats.droppedNoPermission, 3);
   h.advance(10);
-  t.equal(c.allocation()?.permissions.size, 0, 'the sweep prunes expired permissions');
+  t.equal(h.fwd(c.allocation()).permissions.size, 0, 'the sweep prunes expired permissions');
 });
 
 t.test(
@@ -172,6 +172,6 @@ t.test(
     const again = c.exchange(request);
     t.same(summarize(again, ALICE), success(Method.CreatePermission), 'the same success');
     t.equal(h.stats.retransmissions, retransmissions, 'not served from the cache');
-    t.equal(a.permissions.get(PEERS[0]!), h.nowSec + 300, 'and the permission refreshed from now');
+    t.equal(h.fwd(a).permissions.get(PEERS[0]!), h.nowSec + 300, 'and the permission refreshed from now');
   },
 );

@@ -1,7 +1,8 @@
 /**
  * What the tool reads from Linux /proc: CPU time of this thread, of another process, and of the whole
  * machine; per-socket receive drops from /proc/net/udp; and CPU pinning with `taskset`. Every reader
- * returns undefined off Linux or when the file cannot be read, and the tool reports "n/a".
+ * returns undefined off Linux or when the file cannot be read, and the tool reports "n/a". The bench/
+ * harnesses use these too; what only they read is in bench/shared/proc.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -43,16 +44,6 @@ export function threadCpuSeconds(): number | undefined {
 /** CPU seconds of process `pid`, all threads. */
 export function processCpuSeconds(pid: number): number | undefined {
   return statCpuSeconds(`/proc/${pid}/stat`);
-}
-
-/** VmRSS of process `pid` in bytes. */
-export function processRssBytes(pid: number): number | undefined {
-  try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m?.[1] === undefined ? undefined : Number(m[1]) * 1024;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Machine-wide CPU seconds (summed over CPUs) from /proc/stat. */
@@ -160,15 +151,4 @@ export function pinProcess(pid: number, cpus: readonly number[]): boolean {
     timeout: 5000,
   });
   return r.error === undefined && r.status === 0;
-}
-
-/** The soft RLIMIT_NOFILE of this process (from /proc/self/limits), or undefined. */
-export function openFilesLimit(): number | undefined {
-  try {
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    if (m?.[1] === undefined) return undefined;
-    return m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1]);
-  } catch {
-    return undefined;
-  }
 }

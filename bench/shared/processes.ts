@@ -1,13 +1,13 @@
 /**
- * Child processes of the benchmark: spawning (optionally pinned to a CPU with `taskset`), a registry of the
+ * Child processes of the benchmarks: spawning (optionally pinned to a CPU with `taskset`), a registry of the
  * live ones so they can be stopped by PID on errors and signals, free loopback ports, and the two CPUs to
- * pin to (CPU time and the /proc readers are in src/bench/proc.ts). The benchmark only ever signals
- * processes it spawned itself.
+ * pin to (CPU time and the other /proc readers are in src/load-tool/proc.ts and ./proc.ts). A benchmark
+ * only ever signals processes it spawned itself.
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { isRunning, stopChild } from '../../src/bench/child.js';
-import { allowedCpus, tasksetWorks } from '../../src/bench/proc.js';
+import { isRunning, stopChild } from '../../src/load-tool/child.js';
+import { allowedCpus, tasksetWorks } from '../../src/load-tool/proc.js';
 
 const OUTPUT_TAIL_BYTES = 4096;
 

@@ -15,12 +15,15 @@
  * above 100 ms worth is dropped and counted as `skipped`: offered but never sent, the sign that the tool
  * itself could not keep up. Each packet is a fresh buffer (never reused after send()), stamped just
  * before it is sent.
+ *
+ * The TURN side of setting the allocations up and releasing them is in setup.ts; this file keeps the
+ * sockets, the windows and the hot path together, as one class whose fields the hot path reads directly.
  */
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { AttrType, Class, Method } from '../core/constants.js';
 import { messageType } from '../core/stun/decode.js';
-import { StunWriter } from '../core/stun/encode.js';
-import { HdrHistogram, JitterEstimator } from './hdr.js';
+import { BENCH_CHANNEL, Flow, Peer } from './flow.js';
+import { HdrHistogram } from './hdr.js';
 import {
   fillerTemplate,
   isPayload,
@@ -31,12 +34,11 @@ import {
   writePayloadHeader,
 } from './payload.js';
 import { threadCpuSeconds } from './proc.js';
-import { CredentialCache, SetupFailure, TurnSession, withConcurrency } from './turn-session.js';
-import type { EngineConfig, PhaseReport, SetupReport, WindowReport } from './types.js';
-import { literalSocket } from './udp.js';
+import { PhaseTracker, refreshFlows, releaseFlows, setUpFlows } from './setup.js';
+import { CredentialCache, TurnSession, withConcurrency } from './turn-session.js';
+import type { EngineConfig, SetupReport, WindowReport } from './types.js';
+import { bindSocket, connectSocket, literalSocket } from './udp.js';
 
-/** The channel every allocation binds (channels are per allocation, so one number serves all). */
-export const BENCH_CHANNEL = 0x4000;
 const DATA_INDICATION = messageType(Method.Data, Class.Indication);
 const TICK_MS = 1;
 /** Most sent in one tick, in ms of schedule; and the backlog beyond which packets are skipped. */
@@ -45,79 +47,6 @@ const MAX_BACKLOG_MS = 100;
 /** Drain after a window: stop when nothing arrived for QUIET_MS, or after DRAIN_MAX_MS. */
 const QUIET_MS = 200;
 const DRAIN_MAX_MS = 1000;
-const CLEANUP_MAX_MS = 5000;
-
-export function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
-}
-
-class Peer {
-  readonly socket: Socket;
-  address = '';
-  port = 0;
-  constructor(socket: Socket) {
-    this.socket = socket;
-  }
-}
-
-class Flow {
-  readonly index: number;
-  socket: Socket;
-  session: TurnSession;
-  readonly jitter = new JitterEstimator();
-  localPort = 0;
-  relayAddress = '';
-  relayPort = 0;
-  peer: Peer | undefined;
-  /** Send-indication head (STUN header, XOR-PEER-ADDRESS, DATA header) on the Send/Data path. */
-  sendHead: Buffer | undefined;
-  allocated = false;
-  active = false;
-  seq = 0;
-
-  constructor(index: number, socket: Socket, session: TurnSession) {
-    this.index = index;
-    this.socket = socket;
-    this.session = session;
-  }
-}
-
-class PhaseTracker {
-  attempted = 0;
-  succeeded = 0;
-  /** Allocations moved to a fresh socket after 437 (a stale 5-tuple on the server). */
-  retries = 0;
-  startNs = 0;
-  endNs = 0;
-  readonly failures: Record<string, number> = {};
-
-  begin(): void {
-    this.startNs = Number(process.hrtime.bigint());
-  }
-
-  end(): void {
-    this.endNs = Number(process.hrtime.bigint());
-  }
-
-  fail(err: unknown): void {
-    const code =
-      err instanceof SetupFailure
-        ? err.code
-        : `socket:${(err as NodeJS.ErrnoException).code ?? (err as Error).message ?? 'error'}`;
-    this.failures[code] = (this.failures[code] ?? 0) + 1;
-  }
-
-  report(): PhaseReport {
-    return {
-      attempted: this.attempted,
-      succeeded: this.succeeded,
-      retries: this.retries,
-      startNs: this.startNs,
-      endNs: this.endNs,
-      failures: { ...this.failures },
-    };
-  }
-}
 
 /** Counters of the current window; plain fields, bumped on the hot path. */
 class WindowCounters {
@@ -138,6 +67,8 @@ export class Engine {
   private byIndex: (Flow | undefined)[] = [];
   private readonly peers: Peer[] = [];
   private active: Flow[] = [];
+  /** Opening the client sockets, reported as the first setup phase. */
+  private readonly socketPhase = new PhaseTracker();
   private readonly creds: CredentialCache;
   private readonly filler: Buffer;
   private readonly histogram = new HdrHistogram();
@@ -170,30 +101,10 @@ export class Engine {
     }
   }
 
-  private bind(socket: Socket, address: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ address, port: 0, exclusive: true }, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-  }
-
-  private connect(socket: Socket, address: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      socket.once('error', reject);
-      socket.connect(port, address, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-  }
-
   private async openPeer(): Promise<Peer> {
     const socket = literalSocket(this.config.peerIp);
     const peer = new Peer(socket);
-    await this.bind(socket, this.config.peerIp);
+    await bindSocket(socket, this.config.peerIp, 0);
     this.applyBuffers(socket);
     const a = socket.address();
     peer.address = a.address;
@@ -210,8 +121,8 @@ export class Engine {
     const socket = literalSocket(server.address);
     const session = new TurnSession((buf) => socket.send(buf), this.creds);
     try {
-      await this.bind(socket, clientIp);
-      await this.connect(socket, server.address, server.port);
+      await bindSocket(socket, clientIp, 0);
+      await connectSocket(socket, server.address, server.port);
     } catch (err) {
       socket.close();
       throw err;
@@ -251,16 +162,6 @@ export class Engine {
     this.wireFlow(flow);
   }
 
-  private relayAllowed(address: string): boolean {
-    return (
-      isLoopback(address) ||
-      address === this.config.server.address ||
-      this.config.allowedRelayIps.includes(address)
-    );
-  }
-
-  private readonly socketPhase = new PhaseTracker();
-
   /** Opens the peer sockets and one connected client socket per allocation. */
   async open(): Promise<void> {
     const c = this.config;
@@ -291,117 +192,18 @@ export class Engine {
   /** Sets every allocation up: Allocate, then CreatePermission, then ChannelBind (each phase for all). */
   async setup(): Promise<SetupReport> {
     const c = this.config;
-    const sockets = this.socketPhase;
-    const allocate = new PhaseTracker();
-    const permission = new PhaseTracker();
-    const channel = c.path === 'channel' ? new PhaseTracker() : undefined;
-
-    allocate.begin();
-    await withConcurrency(this.flows, c.setupConcurrency, async (f) => {
-      allocate.attempted++;
-      try {
-        let r = await f.session.allocate(c.lifetimeSec).catch((err: unknown) => err as Error);
-        for (let retry = 0; retry < 5 && r instanceof SetupFailure && r.code === '437'; retry++) {
-          await this.replaceSocket(f);
-          allocate.retries++;
-          r = await f.session.allocate(c.lifetimeSec).catch((err: unknown) => err as Error);
-        }
-        if (r instanceof Error) throw r;
-        if (!this.relayAllowed(r.relayed.address)) {
-          throw new SetupFailure('relay-address', `relay address ${r.relayed.address} not allowed`);
-        }
-        f.relayAddress = r.relayed.address;
-        f.relayPort = r.relayed.port;
-        f.allocated = true;
-        allocate.succeeded++;
-      } catch (err) {
-        allocate.fail(err);
-      }
+    const { report, ready } = await setUpFlows({
+      config: c,
+      flows: this.flows,
+      peers: this.peers,
+      sockets: this.socketPhase,
+      replaceSocket: (f) => this.replaceSocket(f),
     });
-    allocate.end();
-
-    const allocated = this.flows.filter((f) => f.allocated);
-    const okPermission = new Set<Flow>();
-    permission.begin();
-    await withConcurrency(allocated, c.setupConcurrency, async (f) => {
-      permission.attempted++;
-      try {
-        await f.session.createPermission(f.peer!.address, f.peer!.port);
-        okPermission.add(f);
-        permission.succeeded++;
-      } catch (err) {
-        permission.fail(err);
-      }
-    });
-    permission.end();
-
-    let ready = allocated.filter((f) => okPermission.has(f));
-    if (channel !== undefined) {
-      const okChannel = new Set<Flow>();
-      channel.begin();
-      await withConcurrency(ready, c.setupConcurrency, async (f) => {
-        channel.attempted++;
-        try {
-          await f.session.channelBind(BENCH_CHANNEL, f.peer!.address, f.peer!.port);
-          okChannel.add(f);
-          channel.succeeded++;
-        } catch (err) {
-          channel.fail(err);
-        }
-      });
-      channel.end();
-      ready = ready.filter((f) => okChannel.has(f));
-    } else {
-      for (const f of ready) f.sendHead = this.sendIndicationHead(f);
-    }
-    for (const f of ready) f.active = true;
     this.active = ready;
     if (c.keepaliveSec > 0 && ready.length > 0) {
-      this.keepalive = setInterval(() => this.refreshAll(), c.keepaliveSec * 1000);
+      this.keepalive = setInterval(() => refreshFlows(c, this.active), c.keepaliveSec * 1000);
     }
-    return {
-      sockets: sockets.report(),
-      allocate: allocate.report(),
-      permission: permission.report(),
-      channel: channel?.report(),
-      active: ready.length,
-      transmissions: this.flows.reduce((n, f) => n + f.session.transmissions, 0),
-      clientPorts: this.flows.map((f) => f.localPort),
-      peerPorts: this.peers.map((p) => p.port),
-      relays: allocated.map((f) => ({ address: f.relayAddress, port: f.relayPort })),
-    };
-  }
-
-  /** Keeps long runs alive: Refresh, CreatePermission and ChannelBind again (errors are ignored). */
-  private refreshAll(): void {
-    const c = this.config;
-    void withConcurrency(this.active, c.setupConcurrency, async (f) => {
-      try {
-        await f.session.refresh(c.lifetimeSec ?? 600);
-        await f.session.createPermission(f.peer!.address, f.peer!.port);
-        if (c.path === 'channel') await f.session.channelBind(BENCH_CHANNEL, f.peer!.address, f.peer!.port);
-      } catch {
-        // Reported indirectly: the allocation stops relaying and its packets count as lost.
-      }
-    });
-  }
-
-  /** Send indication (RFC 8656 §10.1) head: STUN header, XOR-PEER-ADDRESS, DATA attribute header. */
-  private sendIndicationHead(f: Flow): Buffer {
-    const txid = Buffer.allocUnsafe(12);
-    txid.writeUInt32BE(0x54504231, 0);
-    txid.writeUInt32BE(f.index >>> 0, 4);
-    txid.writeUInt32BE(this.config.workerIndex >>> 0, 8);
-    const w = new StunWriter(64).start(Method.Send, Class.Indication, txid);
-    w.addAddress(AttrType.XorPeerAddress, f.peer!.address, f.peer!.port, true);
-    const start = w.finish();
-    const head = Buffer.alloc(start.length + 4);
-    start.copy(head, 0);
-    const padded = (this.config.size + 3) & ~3;
-    head.writeUInt16BE(start.length - 20 + 4 + padded, 2);
-    head.writeUInt16BE(AttrType.Data, start.length);
-    head.writeUInt16BE(this.config.size, start.length + 2);
-    return head;
+    return report;
   }
 
   // ---- hot path: sending ------------------------------------------------------------------------
@@ -618,23 +420,7 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.keepalive);
-    if (release) {
-      const allocated = this.flows.filter((f) => f.allocated);
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        withConcurrency(allocated, this.config.setupConcurrency, async (f) => {
-          try {
-            await f.session.refresh(0);
-          } catch {
-            // Already gone, or the server stopped answering: the sockets close either way.
-          }
-        }),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, CLEANUP_MAX_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
+    if (release) await releaseFlows(this.config, this.flows);
     for (const f of this.flows) {
       f.session.close();
       f.socket.close();

@@ -1,7 +1,7 @@
 /**
- * The few bytes of STUN (RFC 8489) the Binding benchmark needs, written by hand so the benchmark does not
- * depend on the daemon's codec in `src/`: build a Binding request, read a message's type and transaction
- * ID, and decode XOR-MAPPED-ADDRESS for the readiness probe.
+ * The few bytes of STUN (RFC 8489) the benchmarks need, written by hand so they do not depend on the
+ * daemon's codec in `src/`: build a Binding request (bench/binding's load generator, the readiness probe),
+ * read a message's type and transaction ID, and decode XOR-MAPPED-ADDRESS for the readiness probe.
  *
  * Header layout (RFC 8489 §5), 20 bytes, big-endian:
  * ```

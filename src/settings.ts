@@ -1,22 +1,21 @@
 /**
- * Builds the TURN side of the server from the configuration: relay addresses (relay-ip,
- * external-ip, or the listening/host addresses), the authenticator, the peer policy with the
- * server's own service ports, and the TURN service itself.
+ * Everything the server derives from the configuration, derived once per configuration (at start
+ * and on each reload): relay addresses (relay-ip, external-ip, or the listening/host addresses),
+ * the authenticator, the peer policy with the server's own service ports, and the options of the
+ * STUN core, the TURN service and the rate limiter. Pure functions of the configuration (and of
+ * this host's addresses).
  */
-import { randomBytes } from 'node:crypto';
-import { networkInterfaces } from 'node:os';
 import { parseHostPort } from './config/schema.js';
 import type { Config } from './config/types.js';
 import { Authenticator } from './core/auth/authenticate.js';
-import { CHANNEL_MAX, METHOD_NAMES, RFC5766_CHANNEL_MAX } from './core/constants.js';
+import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';
 import { PeerPolicy } from './core/peer-policy.js';
-import type { SourceRateLimiter } from './core/rate-limit.js';
-import type { Stats } from './core/stats.js';
-import type { TurnEvents, TurnOptions } from './core/turn/service.js';
-import { TurnService } from './core/turn/service.js';
+import type { RateLimitOptions } from './core/rate-limit.js';
+import type { StunCoreOptions } from './core/stun-core.js';
+import type { TurnOptions } from './core/turn/types.js';
 import type { RevocationList } from './credentials.js';
-import { type RelayAddress, RelayPool } from './io/relay-pool.js';
-import { LogBudget, type Logger } from './log.js';
+import { hostAddresses } from './io/host-addresses.js';
+import type { RelayAddress } from './io/relay-pool.js';
 
 /** RFC 8656 §7.2: the default allocation lifetime (10 minutes). */
 export const DEFAULT_LIFETIME_SEC = 600;
@@ -27,19 +26,6 @@ export function turnEnabled(config: Config): boolean {
 
 const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
 const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
-
-/** Non-internal addresses of this host (IPv6 link-local excluded: it needs a scope). */
-function hostAddresses(): string[] {
-  const out: string[] = [];
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) {
-      if (a.internal) continue;
-      if (a.family === 'IPv6' && a.address.toLowerCase().startsWith('fe80:')) continue;
-      out.push(a.address);
-    }
-  }
-  return out;
-}
 
 /** `external-ip` entries: `public` or `public/private`. */
 function externalMappings(config: Config): Array<{ public: string; private: string | undefined }> {
@@ -109,11 +95,10 @@ export function turnOptions(config: Config): TurnOptions {
     maxPermissions: config.maxPermissions,
     maxChannels: config.maxChannels,
     offerSha256: !config.noSha256,
-    reasonPhrases: false,
-    software: config.softwareAttribute ? 'turnpike' : undefined,
+    software: software(config),
     minRelayPort: config.minPort,
     maxRelayPort: config.maxPort,
-    maxChannel: config.rfc5766ChannelNumbers ? RFC5766_CHANNEL_MAX : CHANNEL_MAX,
+    maxChannel: maxChannel(config),
     defaultFamily: config.allocationDefaultAddressFamily,
     alternateServers: config.alternateServers.flatMap((s) => parseHostPort(s) ?? []),
   };
@@ -145,84 +130,30 @@ export function buildPolicy(config: Config, listening: readonly string[]): PeerP
   });
 }
 
-export interface TurnSetup {
-  readonly service: TurnService;
-  readonly pool: RelayPool;
-  readonly nonceSecret: Buffer;
+/** Text of the SOFTWARE attribute, when `software-attribute` is on. */
+function software(config: Config): string | undefined {
+  return config.softwareAttribute ? 'turnpike' : undefined;
 }
 
-export function buildTurn(
-  config: Config,
-  listening: readonly string[],
-  limiter: SourceRateLimiter,
-  stats: Stats,
-  log: Logger,
-  revocations: RevocationList,
-  onAllocationEnded?: (lifetimeSec: number) => void,
-): TurnSetup {
-  const pool = new RelayPool(
-    relayAddresses(config, listening),
-    config.minPort,
-    config.maxPort,
-    config.sockBufSize,
-    log,
-  );
-  const nonceSecret = randomBytes(32);
-  // Anyone can make authentication fail at will: at most 10 lines a second reach the log.
-  const authLogBudget = new LogBudget(10);
-  const events: TurnEvents = {
-    authFailed: (f) => {
-      const suppressed = authLogBudget.take(Date.now());
-      if (suppressed < 0) return;
-      log.info(
-        {
-          reason: f.reason,
-          code: f.code,
-          method: METHOD_NAMES[f.method] ?? f.method,
-          user: f.username,
-          realm: f.realm,
-          client: `${f.transport}:${f.address}:${f.port}`,
-          ...(suppressed > 0 ? { suppressed } : {}),
-        },
-        'authentication failed',
-      );
-    },
-    allocationCreated: (a) =>
-      log.info(
-        {
-          alloc: a.id,
-          user: a.userId,
-          client: `${a.endpoint.transport}:${a.clientAddress}:${a.clientPort}`,
-          relay: a.relays.map((r) => `${r.advertisedAddress}:${r.port}`),
-          lifetime: a.expiresAtSec - a.createdAtSec,
-        },
-        'allocation created',
-      ),
-    allocationDeleted: (a, reason) => {
-      const durationSec = Math.max(0, Math.floor(Date.now() / 1000) - a.createdAtSec);
-      onAllocationEnded?.(durationSec);
-      log.info(
-        {
-          alloc: a.id,
-          user: a.userId,
-          reason,
-          durationSec,
-          toPeer: { packets: a.packetsToPeer, bytes: a.bytesToPeer },
-          toClient: { packets: a.packetsToClient, bytes: a.bytesToClient },
-        },
-        'allocation deleted',
-      );
-    },
+/** The highest channel number served (`rfc5766-channel-numbers` widens RFC 8656's range). */
+export function maxChannel(config: Config): number {
+  return config.rfc5766ChannelNumbers ? RFC5766_CHANNEL_MAX : CHANNEL_MAX;
+}
+
+export function stunOptions(config: Config): StunCoreOptions {
+  return { software: software(config) };
+}
+
+export function rateLimitOptions(config: Config): RateLimitOptions {
+  return {
+    ratePerSec: config.unauthorizedRatelimitRps,
+    verifiedLifetimeMs: config.verifiedSourceLifetime * 1000,
+    maxVerified: config.maxVerifiedSources,
   };
-  const service = new TurnService(
-    turnOptions(config),
-    buildAuthenticator(config, nonceSecret, revocations),
-    buildPolicy(config, listening),
-    pool,
-    limiter,
-    stats,
-    events,
-  );
-  pool.service = service;
-  return { service, pool, nonceSecret };
+}
+
+/** Listen addresses: the configured ones, or both wildcards. */
+export function listenAddresses(config: Config): { addresses: string[]; isDefault: boolean } {
+  if (config.listeningIps.length > 0) return { addresses: [...config.listeningIps], isDefault: false };
+  return { addresses: ['0.0.0.0', '::'], isDefault: true };
 }

@@ -19,7 +19,7 @@ import { readAddress, readChannelNumber, readUint32 } from '../core/stun/attrs.j
 import { decodeStunInto, StunView } from '../core/stun/decode.js';
 import { StunWriter } from '../core/stun/encode.js';
 import type { HostPort } from './types.js';
-import { literalSocket } from './udp.js';
+import { bindSocket, literalSocket } from './udp.js';
 
 const MAX_ALLOCATIONS = 200_000;
 const LIFETIME_SEC = 600;
@@ -68,13 +68,7 @@ export class Forwarder {
 
   async listen(address: string, port: number): Promise<HostPort> {
     const socket = literalSocket(address);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ address, port, exclusive: true }, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
+    await bindSocket(socket, address, port);
     this.applyBuffers(socket);
     socket.on('error', () => {
       // ICMP errors for departed clients; nothing to do.

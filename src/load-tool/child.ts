@@ -1,6 +1,6 @@
 /**
  * Stopping a child process the benchmarks started, by its own PID: SIGTERM, then SIGKILL when it outlives a
- * grace period. Used by the self-test's forwarder and by bench/binding's and bench/compare's servers.
+ * grace period. Used by the self-test's forwarder and by the benchmarks' servers (bench/shared/processes.ts).
  */
 import type { ChildProcess } from 'node:child_process';
 
