@@ -2,25 +2,31 @@
  * The control plane of one allocation, as the load tool drives it over UDP: Allocate with the long-term
  * credential dance (RFC 8489 §9.2: first request unsigned, the 401 gives REALM and NONCE, the request is
  * sent again signed; a 438 Stale Nonce takes the new nonce and retries once), CreatePermission,
- * ChannelBind and Refresh (RFC 8656 §7–§12). Requests are built with turnpike's own codec and
- * retransmitted on a short loopback schedule (RFC 8489 §6.2.1 shape: RTO doubling, a bounded number of
- * transmissions, a last wait), so every transaction ends within a few seconds.
+ * ChannelBind and Refresh (RFC 8656 §7–§12). Requests are built and answers read with the project's
+ * TURN client library (`src/client`), and retransmitted on its RFC 8489 §6.2.1 schedule with short
+ * loopback timings (RTO doubling, a bounded number of transmissions, a last wait), so every
+ * transaction ends within a few seconds. The transaction loop is the tool's own: a session shares its
+ * socket with the engine's data path, and the sessions of a worker share one credential cache.
  *
  * A session does not own its socket: the engine's socket handler passes it every STUN message that is
  * not a Data indication (`onStun`). Responses are matched by transaction ID. Integrity of responses is
  * not verified: this is a load generator talking to a server under test on a local network.
  */
-import { createHmac, randomBytes } from 'node:crypto';
-import { AttrType, Class, Method, Transport } from '../core/constants.js';
+import { createHmac } from 'node:crypto';
 import {
-  readAddress,
-  readErrorCode,
-  readString,
-  readUint32,
-  type TransportAddress,
-} from '../core/stun/attrs.js';
+  addAllocateAttributes,
+  type Body,
+  buildRequest,
+  channelBindBody,
+  permissionBody,
+  readAllocateSuccess,
+  refreshBody,
+  type Signature,
+} from '../client/messages.js';
+import { nextStep, type RetransmitPolicy } from '../client/transactions.js';
+import { AttrType, Class, Method } from '../core/constants.js';
+import { readErrorCode, readString, type TransportAddress } from '../core/stun/attrs.js';
 import { decodeStunInto, StunView } from '../core/stun/decode.js';
-import { StunWriter } from '../core/stun/encode.js';
 import { longTermKey } from '../core/stun/integrity.js';
 
 /** How the tool authenticates. `none`: the server answers Allocate without a challenge (the forwarder). */
@@ -38,14 +44,8 @@ export class SetupFailure extends Error {
   }
 }
 
-/** Retransmission schedule: first RTO, number of transmissions, wait after the last one. */
-export interface RetransmitPolicy {
-  readonly rtoMs: number;
-  readonly transmissions: number;
-  readonly lastWaitMs: number;
-}
-
-export const DEFAULT_RETRANSMIT: RetransmitPolicy = { rtoMs: 200, transmissions: 5, lastWaitMs: 1600 };
+/** Loopback timings: RTO 200 ms, 5 transmissions, a last wait of 8 × RTO (about 4.6 s in all). */
+export const DEFAULT_RETRANSMIT: RetransmitPolicy = { rtoMs: 200, transmissions: 5, lastWaitFactor: 8 };
 
 /** Username/password pairs and derived keys, shared by the sessions of one worker. */
 export class CredentialCache {
@@ -103,17 +103,13 @@ export interface AllocateResult {
   readonly lifetimeSec: number | undefined;
 }
 
-const writer = new StunWriter(512);
-
 export class TurnSession {
   private readonly sendBytes: (buf: Buffer) => void;
   private readonly cache: CredentialCache;
   private readonly policy: RetransmitPolicy;
   private readonly pending = new Map<string, Pending>();
-  private realm: string | undefined;
-  private nonce: Buffer | undefined;
-  private username = '';
-  private key: Buffer | undefined;
+  /** The long-term credentials once a challenge gave REALM and NONCE. */
+  private signature: Signature | undefined;
   private closed = false;
   /** Transactions sent, including retransmissions (for the report). */
   transmissions = 0;
@@ -150,36 +146,21 @@ export class TurnSession {
     return new Promise<StunView>((resolve, reject) => {
       const p: Pending = { method, bytes, sent: 0, timer: undefined, resolve, reject };
       const fire = (): void => {
-        if (p.sent >= this.policy.transmissions) {
-          this.finish(id, p);
-          reject(new SetupFailure('timeout', `no answer after ${p.sent} transmissions`));
-          return;
-        }
         p.sent++;
         this.transmissions++;
         this.sendBytes(bytes);
-        const wait =
-          p.sent >= this.policy.transmissions
-            ? this.policy.lastWaitMs
-            : this.policy.rtoMs * 2 ** (p.sent - 1);
-        p.timer = setTimeout(fire, wait);
+        const step = nextStep(this.policy, false, p.sent, Number.POSITIVE_INFINITY);
+        p.timer = setTimeout(() => {
+          if (step.retransmit) fire();
+          else {
+            this.finish(id, p);
+            reject(new SetupFailure('timeout', `no answer after ${p.sent} transmissions`));
+          }
+        }, step.waitMs);
       };
       this.pending.set(id, p);
       fire();
     });
-  }
-
-  /** Builds a request, signed with the session's key when it has one. */
-  private build(method: number, add: (w: StunWriter) => void): Buffer {
-    const w = writer.start(method, Class.Request, randomBytes(12));
-    add(w);
-    if (this.key !== undefined && this.realm !== undefined && this.nonce !== undefined) {
-      w.addString(AttrType.Username, this.username);
-      w.addString(AttrType.Realm, this.realm);
-      w.addBytes(AttrType.Nonce, this.nonce);
-      w.addMessageIntegrity(this.key);
-    }
-    return w.finish();
   }
 
   /** Takes REALM and NONCE from a 401/438 and derives the key; false when they are missing. */
@@ -187,11 +168,13 @@ export class TurnSession {
     const realm = readString(view, AttrType.Realm);
     const nonceIndex = view.find(AttrType.Nonce);
     if (realm === undefined || nonceIndex < 0) return false;
-    this.realm = realm;
-    this.nonce = Buffer.from(view.value(nonceIndex));
     const { username, password } = this.cache.current(Math.floor(Date.now() / 1000));
-    this.username = username;
-    this.key = this.cache.key(username, realm, password);
+    this.signature = {
+      username,
+      realm,
+      nonce: Buffer.from(view.value(nonceIndex)),
+      key: this.cache.key(username, realm, password),
+    };
     return true;
   }
 
@@ -199,14 +182,14 @@ export class TurnSession {
    * One request with the credential dance: an unsigned first attempt when no challenge is known yet,
    * a signed retry after 401, one more after 438. Resolves with the success response.
    */
-  private async request(method: number, add: (w: StunWriter) => void): Promise<StunView> {
+  private async request(method: number, body: Body): Promise<StunView> {
     let challenged = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const view = await this.transact(method, this.build(method, add));
+      const view = await this.transact(method, buildRequest(method, body, { sign: this.signature }));
       if (view.cls === Class.Success) return view;
       const code = readErrorCode(view)?.code;
       const retry =
-        (code === 401 && this.cache.required && this.key === undefined && challenged === 0) ||
+        (code === 401 && this.cache.required && this.signature === undefined && challenged === 0) ||
         (code === 438 && challenged < 2);
       if (retry && this.learnChallenge(view)) {
         challenged++;
@@ -222,38 +205,32 @@ export class TurnSession {
 
   /** RFC 8656 §7.1: Allocate a UDP relay (REQUESTED-TRANSPORT 17). */
   async allocate(lifetimeSec?: number): Promise<AllocateResult> {
-    const view = await this.request(Method.Allocate, (w) => {
-      w.addLeadingByte(AttrType.RequestedTransport, Transport.UDP);
-      if (lifetimeSec !== undefined) w.addUint32(AttrType.Lifetime, lifetimeSec);
-    });
-    const relayed = readAddress(view, AttrType.XorRelayedAddress);
+    const view = await this.request(Method.Allocate, (w) =>
+      addAllocateAttributes(w, lifetimeSec === undefined ? {} : { lifetime: lifetimeSec }),
+    );
+    const success = readAllocateSuccess(view);
+    const relayed = success.relayedAll[0];
     if (relayed === undefined)
       throw new SetupFailure('malformed', 'Allocate success without XOR-RELAYED-ADDRESS');
-    return {
-      relayed,
-      mapped: readAddress(view, AttrType.XorMappedAddress),
-      lifetimeSec: readUint32(view, AttrType.Lifetime),
-    };
+    return { relayed, mapped: success.mapped, lifetimeSec: success.lifetimeSec };
   }
 
   /** RFC 8656 §9: CreatePermission for one peer. */
   async createPermission(peerAddress: string, peerPort: number): Promise<void> {
-    await this.request(Method.CreatePermission, (w) =>
-      w.addAddress(AttrType.XorPeerAddress, peerAddress, peerPort, true),
-    );
+    await this.request(Method.CreatePermission, permissionBody([{ address: peerAddress, port: peerPort }]));
   }
 
   /** RFC 8656 §11: ChannelBind `channel` to the peer (also installs or refreshes the permission). */
   async channelBind(channel: number, peerAddress: string, peerPort: number): Promise<void> {
-    await this.request(Method.ChannelBind, (w) => {
-      w.addChannelNumber(channel);
-      w.addAddress(AttrType.XorPeerAddress, peerAddress, peerPort, true);
-    });
+    await this.request(
+      Method.ChannelBind,
+      channelBindBody(channel, { address: peerAddress, port: peerPort }),
+    );
   }
 
   /** RFC 8656 §8: Refresh; lifetime 0 deletes the allocation. */
   async refresh(lifetimeSec: number): Promise<void> {
-    await this.request(Method.Refresh, (w) => w.addUint32(AttrType.Lifetime, lifetimeSec));
+    await this.request(Method.Refresh, refreshBody(lifetimeSec));
   }
 
   /** Cancels every outstanding transaction (they reject with 'closed'). */

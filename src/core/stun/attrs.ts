@@ -41,6 +41,22 @@ export function readAddressAt(view: StunView, i: number, xor: boolean): Transpor
   return undefined;
 }
 
+/**
+ * The IP bytes of the first XOR-PEER-ADDRESS (or other XOR address attribute of `type`), decoded
+ * into `out` (16 bytes): returns 4 or 16, or 0 when there is none or it is malformed. Lets a caller
+ * that already has the address as text check it without parsing the text again.
+ */
+export function readXorAddressBytes(view: StunView, type: number, out: Uint8Array): 0 | 4 | 16 {
+  const i = view.find(type);
+  if (i < 0) return 0;
+  const off = view.attrOff[i]!;
+  const len = view.attrLen[i]!;
+  const b = view.buf;
+  const n = len === 8 && b[off + 1] === Family.IPv4 ? 4 : len === 20 && b[off + 1] === Family.IPv6 ? 16 : 0;
+  for (let k = 0; k < n; k++) out[k] = b[off + 4 + k]! ^ b[4 + k]!;
+  return n;
+}
+
 function isXorType(type: number): boolean {
   return (
     type === AttrType.XorMappedAddress ||

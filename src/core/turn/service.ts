@@ -269,11 +269,13 @@ export class TurnService implements TurnState {
    * The peer policy, plus one exception: other allocations of this server are reachable relay to
    * relay whatever the default policy says (their address is often private or loopback) — on the
    * server's own relay addresses and relay ports only. `port` undefined: an IP-only check
-   * (CreatePermission). Port 0 is never a peer: nothing can be sent to it.
+   * (CreatePermission). Port 0 is never a peer: nothing can be sent to it. `bytes`, when given, are
+   * the same address as 4 or 16 bytes (checked without parsing `address`).
    */
-  peerAllowed(address: string, port: number | undefined): boolean {
+  peerAllowed(address: string, port: number | undefined, bytes?: Uint8Array): boolean {
     if (port === 0) return false;
-    const verdict = this.policy.check(address, port ?? 0);
+    const verdict =
+      bytes === undefined ? this.policy.check(address, port ?? 0) : this.policy.checkBytes(bytes, port ?? 0);
     if (verdict === 'allowed') return true;
     return (
       verdict === 'denied-default' &&

@@ -100,7 +100,7 @@ export interface TurnState {
   nextAlternate: number;
   newAllocationId(): number;
   ownAllocation(r: TurnRequest): Allocation;
-  peerAllowed(address: string, port: number | undefined): boolean;
+  peerAllowed(address: string, port: number | undefined, bytes?: Uint8Array): boolean;
   activate(a: Allocation): void;
   deleteAllocation(a: Allocation, reason: DeleteReason): void;
 }

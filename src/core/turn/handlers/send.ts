@@ -4,10 +4,13 @@
  * allows the peer's port.
  */
 import { AttrType, Family } from '../../constants.js';
-import { readAddresses } from '../../stun/attrs.js';
+import { readAddresses, readXorAddressBytes } from '../../stun/attrs.js';
 import type { StunView } from '../../stun/decode.js';
 import type { ClientEndpoint } from '../../transport.js';
 import type { TurnState } from '../types.js';
+
+/** Scratch for the peer's address bytes (handling is synchronous). */
+const peerBytes = new Uint8Array(16);
 
 export function sendIndication(
   s: TurnState,
@@ -34,8 +37,10 @@ export function sendIndication(
     return;
   }
   // The permission is per IP; the port still has to pass (never one of our own service ports, and
-  // on our own relay address only relay ports: other ports there are not other allocations).
-  if (!s.peerAllowed(peer.address, peer.port)) {
+  // on our own relay address only relay ports: other ports there are not other allocations). The
+  // policy reads the address bytes from the message, not the text again.
+  const n = readXorAddressBytes(view, AttrType.XorPeerAddress, peerBytes);
+  if (!s.peerAllowed(peer.address, peer.port, n === 0 ? undefined : peerBytes.subarray(0, n))) {
     s.stats.droppedPeerPolicy++;
     return;
   }
