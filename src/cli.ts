@@ -16,8 +16,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { KEYS, type KeySpec } from './config/keys.js';
 import { envName, loadConfig, redact, unknownEnvironmentVariables } from './config/load.js';
-import { KEYS, type KeySpec } from './config/schema.js';
 import { checkStartup, configWarnings } from './config/startup-checks.js';
 import type { Config } from './config/types.js';
 import { restPassword } from './core/auth/rest-secret.js';

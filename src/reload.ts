@@ -4,8 +4,9 @@
  * restart, so `/ice-servers` and everything else keep describing what is bound); the next reload
  * compares the file with the running configuration, so setting such a key back clears its warning.
  */
+
+import { KEYS } from './config/keys.js';
 import { diffConfig } from './config/load.js';
-import { KEYS } from './config/schema.js';
 import type { Config } from './config/types.js';
 
 /** Keys a SIGHUP applies without a restart. */

@@ -5,7 +5,7 @@
  * STUN core, the TURN service and the rate limiter. Pure functions of the configuration (and of
  * this host's addresses).
  */
-import { parseHostPort } from './config/schema.js';
+import { parseHostPort } from './config/checks.js';
 import type { Config } from './config/types.js';
 import { Authenticator } from './core/auth/authenticate.js';
 import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';

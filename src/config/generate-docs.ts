@@ -4,7 +4,9 @@
  * Run with `npm run gen:config` after changing src/config/schema.ts; tests fail until they match.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { configReferenceMarkdown, defaults, jsonSchema, KEYS } from './schema.js';
+import { KEYS } from './keys.js';
+import { configReferenceMarkdown, jsonSchema } from './reference.js';
+import { defaults } from './schema.js';
 
 const root = new URL('../../', import.meta.url);
 const START = '<!-- config-reference:start -->\n';

@@ -5,16 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
-import {
-  checkConfig,
-  defaults,
-  KEYS,
-  type KeySpec,
-  keySpec,
-  unknownKey,
-  validateEntries,
-  validateValue,
-} from './schema.js';
+import { KEYS, type KeySpec, keySpec } from './keys.js';
+import { checkConfig, defaults, unknownKey, validateEntries, validateValue } from './schema.js';
 import type { Config } from './types.js';
 
 export interface LoadOptions {

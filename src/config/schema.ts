@@ -9,35 +9,6 @@ import { show } from './checks.js';
 import { assertNever, KEYS, type KeySpec, keySpec, SCHEMA_PROPERTY } from './keys.js';
 import type { Config } from './types.js';
 
-export {
-  checkExternalIp,
-  checkHostPort,
-  checkIp,
-  checkPeerPattern,
-  checkPublicHost,
-  checkRealm,
-  checkSecret,
-  checkSpecificIp,
-  checkUser,
-  type ItemCheck,
-  parseHostPort,
-  show,
-} from './checks.js';
-export {
-  type BooleanKey,
-  type EnumKey,
-  type IntegerKey,
-  isRepeatable,
-  KEYS,
-  type KeySpec,
-  keyNames,
-  keySpec,
-  type ListKey,
-  SCHEMA_PROPERTY,
-  type StringKey,
-} from './keys.js';
-export { configReferenceMarkdown, jsonSchema } from './reference.js';
-
 type MutableConfig = { -readonly [K in keyof Config]: Config[K] };
 
 /** A fresh, mutable copy of the embedded defaults. */

@@ -20,7 +20,7 @@
 import { formatIp, parseIp } from '../core/ip.js';
 import { ConfigError } from '../errors.js';
 import { loadCertificatePair } from '../io/certificates.js';
-import { keySpec } from './schema.js';
+import { keySpec } from './keys.js';
 import type { Config } from './types.js';
 
 /** TLS listens only with both files and without `no-tls`. */

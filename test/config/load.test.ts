@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import t from 'tap';
+import { keyNames } from '../../src/config/keys.js';
 import {
   diffConfig,
   envName,
@@ -11,7 +12,7 @@ import {
   redact,
   unknownEnvironmentVariables,
 } from '../../src/config/load.js';
-import { defaults, keyNames } from '../../src/config/schema.js';
+import { defaults } from '../../src/config/schema.js';
 import type { Config } from '../../src/config/types.js';
 import { configError } from '../fixtures/helpers/assertions.js';
 

@@ -1,6 +1,6 @@
 import { BlockList } from 'node:net';
 import t, { type Test } from 'tap';
-import { checkPeerPattern } from '../../src/config/schema.js';
+import { checkPeerPattern } from '../../src/config/checks.js';
 import { formatIp, parseIp } from '../../src/core/ip.js';
 import {
   embeddedIPv4,
