@@ -44,7 +44,7 @@ import {
 } from '../fixtures/helpers/browser-chromium.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
-import { sleep } from '../fixtures/helpers/turn-client.js';
+import { logged, waitUntil } from '../fixtures/helpers/daemon-log.js';
 
 const MESSAGES = 200;
 /** The page's own bound; a passing run takes well under a second. */
@@ -84,35 +84,6 @@ const CASES: readonly Case[] = [
   { name: 'TURN over TCP (turn:?transport=tcp)', transport: 'tcp', ...staticUser },
   { name: 'TURN over TLS (turns:?transport=tcp, self-signed certificate)', transport: 'tls', ...staticUser },
 ];
-
-interface LogLine {
-  readonly msg?: string;
-  readonly user?: string;
-  readonly client?: string;
-  readonly relay?: readonly string[];
-  readonly reason?: string;
-  readonly toPeer?: { readonly packets: number; readonly bytes: number };
-  readonly toClient?: { readonly packets: number; readonly bytes: number };
-}
-
-function logged(lines: readonly string[], msg: string): LogLine[] {
-  const out: LogLine[] = [];
-  for (const line of lines) {
-    try {
-      const parsed = JSON.parse(line) as LogLine;
-      if (parsed.msg === msg) out.push(parsed);
-    } catch {
-      // not JSON: ignore
-    }
-  }
-  return out;
-}
-
-async function waitUntil(ok: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!ok() && Date.now() < end) await sleep(50);
-  return ok();
-}
 
 function show(c: CandidateInfo | null | undefined): string {
   return c ? `${c.candidateType} ${c.protocol ?? '?'} ${c.address ?? '?'}:${c.port ?? '?'}` : 'none';

@@ -283,7 +283,10 @@ t.test('a client that stops reading does not grow RSS without bound', async (t) 
     `RSS ${before.toFixed(1)} MiB → ${after.toFixed(1)} MiB after 48 MB sent to a non-reading client; ${dropped} dropped for backpressure`,
   );
   t.ok(dropped > 10_000, 'most of it dropped and counted, not queued');
-  t.ok(after - before < 40, `RSS grew ${(after - before).toFixed(1)} MiB (bound: 40 MiB for 48 MB offered)`);
+  // The real bound is the output budget (the drops above); RSS only shows nothing was kept: it grows
+  // by what the GC has not collected yet (25-42 MiB seen, the top on a loaded machine), always less
+  // than the 48 MB (45.8 MiB) offered, which queueing would keep whole.
+  t.ok(after - before < 45.8, `RSS grew ${(after - before).toFixed(1)} MiB, less than the 45.8 MiB offered`);
   t.equal(d.proc.exitCode, null);
 });
 

@@ -138,7 +138,8 @@ function allocated(
         v6 !== undefined && !v6.ok ? v6.code : ErrorCode.AddressFamilyNotSupported,
       );
     }
-    w.addUint32(AttrType.Lifetime, a.expiresAtSec - s.clock.nowSec());
+    // The lifetime granted with the request (the relay bind may finish in the next second).
+    w.addUint32(AttrType.Lifetime, a.expiresAtSec - a.createdAtSec);
     if (first.reservationToken !== undefined) w.addBytes(AttrType.ReservationToken, first.reservationToken);
     w.addAddress(AttrType.XorMappedAddress, unmapped(a.clientAddress), a.clientPort, true);
     response = s.responder.signed(w, auth, request);
