@@ -126,7 +126,8 @@ t.test('relaying on a daemon listening on 127.0.0.1 and ::1', { buffered: true }
     t.equal(a.relayed.address, '127.0.0.1', 'IPv4 relay on the listening address');
     t.ok(a.relayed.port >= s.minPort && a.relayed.port <= s.maxPort, `relay port ${a.relayed.port} in range`);
     t.same(a.mapped, { family: 1, address: '127.0.0.1', port: c.localPort }, 'XOR-MAPPED-ADDRESS');
-    t.equal(a.lifetime, 600, 'default lifetime');
+    // The default 600 s, counted from the request: 599 when the relay bind ends in the next second.
+    t.ok(a.lifetime === 600 || a.lifetime === 599, `default lifetime (${a.lifetime} s)`);
     t.equal(a.response.integrity, 'sha1', 'success signed with MESSAGE-INTEGRITY');
     await c.createPermission(peer.address);
     await c.channelBind(0x4000, peer.address);

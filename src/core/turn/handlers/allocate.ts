@@ -138,8 +138,8 @@ function allocated(
         v6 !== undefined && !v6.ok ? v6.code : ErrorCode.AddressFamilyNotSupported,
       );
     }
-    // The lifetime granted with the request (the relay bind may finish in the next second).
-    w.addUint32(AttrType.Lifetime, a.expiresAtSec - a.createdAtSec);
+    // What is left of the lifetime granted at the request: the bind may have taken a while.
+    w.addUint32(AttrType.Lifetime, a.expiresAtSec - s.clock.nowSec());
     if (first.reservationToken !== undefined) w.addBytes(AttrType.ReservationToken, first.reservationToken);
     w.addAddress(AttrType.XorMappedAddress, unmapped(a.clientAddress), a.clientPort, true);
     response = s.responder.signed(w, auth, request);
