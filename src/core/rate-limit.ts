@@ -52,13 +52,12 @@ export class SourceRateLimiter {
   /** Verified sources dropped to make room for newer ones. */
   evictions = 0;
 
-  constructor(options: RateLimitOptions | number) {
-    const o =
-      typeof options === 'number' ? { ratePerSec: options, verifiedLifetimeMs: 0, maxVerified: 1 } : options;
-    this.ratePerSec = o.ratePerSec;
-    this.burst = o.ratePerSec * 2;
-    this.verifiedLifetimeMs = o.verifiedLifetimeMs;
-    this.maxVerified = Math.max(1, o.maxVerified);
+  /** `ratePerSec` 0 disables the limit; `verifiedLifetimeMs` 0 exempts nobody. */
+  constructor(options: RateLimitOptions) {
+    this.ratePerSec = options.ratePerSec;
+    this.burst = options.ratePerSec * 2;
+    this.verifiedLifetimeMs = options.verifiedLifetimeMs;
+    this.maxVerified = Math.max(1, options.maxVerified);
   }
 
   /** Applies new settings (reload); the verified set shrinks to the new cap at once. */

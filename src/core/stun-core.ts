@@ -67,7 +67,8 @@ export class StunCore {
     this.options = deps.options;
     this.clock = deps.clock;
     this.stats = deps.stats ?? new Stats();
-    this.limiter = deps.limiter ?? new SourceRateLimiter(0);
+    this.limiter =
+      deps.limiter ?? new SourceRateLimiter({ ratePerSec: 0, verifiedLifetimeMs: 0, maxVerified: 1 });
     this.turn = deps.turn;
     this.channelData = deps.channelData;
     this.maxChannel = deps.maxChannel ?? CHANNEL_MAX;
