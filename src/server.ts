@@ -28,6 +28,9 @@ import { registerOperatorRoutes } from './http/operator-api.js';
 import { registerHealthRoutes } from './http/routes.js';
 import { HttpApi } from './http/server.js';
 import { CertificateStore } from './io/certificates.js';
+import { NativeDataPlane, NativeEndpoint } from './io/native/data-plane.js';
+import { selectDataPlane } from './io/native/select.js';
+import { NativeUdpListener } from './io/native/udp-listener.js';
 import { RelayPool } from './io/relay-pool.js';
 import { type ConnectionBudget, StreamListener, type StreamListenerOptions } from './io/stream-listener.js';
 import { UdpListener } from './io/udp-listener.js';
@@ -66,7 +69,9 @@ export interface TurnpikeServer {
   readonly metrics: Metrics | undefined;
   /** Readiness: all listeners bound, not draining. */
   readonly state: { ready: boolean; draining: boolean };
-  readonly udp: readonly UdpListener[];
+  readonly udp: readonly UdpService[];
+  /** Which data plane relays UDP clients, and the native one when it runs. */
+  readonly dataPlane: { readonly plane: 'native' | 'js'; readonly native: NativeDataPlane | undefined };
   readonly tcp: readonly StreamListener[];
   /** The configuration in force (replaced by `reconfigure`). */
   readonly config: () => Config;
@@ -79,6 +84,9 @@ export interface TurnpikeServer {
   drain(): void;
   close(): Promise<void>;
 }
+
+/** A UDP listening address, served by the event loop or by the native threads. */
+export type UdpService = UdpListener | NativeUdpListener;
 
 export async function startServer(
   config: Config,
@@ -94,7 +102,31 @@ export async function startServer(
   const events = new TurnEventBus();
   const relayList = relayAddresses(config, addresses);
   const book = new RelayAddressBook(relayList);
-  const plane = new JsDataPlane({ clock, stats, addresses: book });
+  const policy = buildPolicy(config, addresses);
+  const choice = selectDataPlane(config);
+  const native =
+    choice.plane === 'native'
+      ? new NativeDataPlane({
+          addon: choice.addon,
+          threads: choice.threads,
+          clock,
+          stats,
+          addresses: book,
+          addressPairs: relayList,
+          // The policy's verdict on our own addresses depends on the port (own services, relay range).
+          portSensitive: (ip) => book.isOwnRelayAddress(ip) || policy.hasOwnService(ip),
+          log,
+        })
+      : undefined;
+  if (native !== undefined) {
+    log.info(
+      { dataPlane: 'native', relayThreads: native.threads },
+      'native data plane: UDP relayed by worker threads',
+    );
+    native.setSoftware(stunOptions(config).software);
+  } else if (choice.plane === 'js')
+    log.info({ dataPlane: 'js', reason: choice.reason }, 'JavaScript data plane');
+  const plane = native ?? new JsDataPlane({ clock, stats, addresses: book });
   const relays = new RelayPool({
     addresses: relayList,
     book,
@@ -102,6 +134,15 @@ export async function startServer(
     maxPort: config.maxPort,
     sockBufSize: config.sockBufSize,
     sink: plane,
+    native:
+      native === undefined
+        ? undefined
+        : {
+            serves: (endpoint) => endpoint instanceof NativeEndpoint && endpoint.plane === native,
+            bind: (address, port, sockBuf) => native.handle.bindRelay(address, port, sockBuf),
+            send: (fd, data, address, port) => native.handle.relaySend(fd, data, address, port),
+            close: (fd) => native.handle.closeFd(fd),
+          },
     clock,
     log,
   });
@@ -110,7 +151,7 @@ export async function startServer(
   const turn = new TurnService({
     options: turnOptions(config),
     auth: buildAuthenticator(config, nonceSecret, revocations),
-    policy: buildPolicy(config, addresses),
+    policy,
     allocator: relays,
     plane,
     limiter,
@@ -141,7 +182,7 @@ export async function startServer(
   turn.sweep();
 
   const state = { ready: false, draining: false };
-  const udp: UdpListener[] = [];
+  const udp: UdpService[] = [];
   const tcp: StreamListener[] = [];
   let certificates: CertificateStore | undefined;
   if (!config.noTls && config.cert !== undefined && config.pkey !== undefined) {
@@ -158,6 +199,7 @@ export async function startServer(
     turn.closeAll('shutdown');
     relays.closeReservations();
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
+    native?.close();
   };
   const drain = (): void => {
     state.draining = true;
@@ -167,7 +209,7 @@ export async function startServer(
     const budget: ConnectionBudget = { open: 0, max: config.maxTcpConnections };
     for (const address of addresses) {
       try {
-        await bindListeners(config, address, budget, certificates, core, turn, log, udp, tcp);
+        await bindListeners(config, address, budget, certificates, core, turn, native, log, udp, tcp);
       } catch (err) {
         // The default '::' wildcard is optional: a host without IPv6 still serves IPv4.
         const cause = (err as { cause?: { code?: string } }).cause;
@@ -185,7 +227,15 @@ export async function startServer(
     if (udp.length === 0 && tcp.length === 0)
       throw new BindError('no listener enabled (no-udp and no-tcp both set)');
     if (config.prometheus) {
-      metrics = new Metrics({ stats, limiter, turn: () => turn, streams: () => tcp, events, clock });
+      metrics = new Metrics({
+        stats,
+        limiter,
+        turn: () => turn,
+        streams: () => tcp,
+        events,
+        clock,
+        dataPlane: { plane: native === undefined ? 'js' : 'native', native },
+      });
       http = new HttpApi(log, config.apiToken);
       registerHealthRoutes(http, metrics, state);
       registerOperatorRoutes(http, { config: () => current, turn, revocations, drain, log });
@@ -202,6 +252,7 @@ export async function startServer(
     log.level = next.logLevel;
     limiter.configure(rateLimitOptions(next));
     core.setOptions(stunOptions(next), maxChannel(next));
+    native?.setSoftware(stunOptions(next).software);
     // TURN on or off (first user or secret added, last one removed) applies live, like any user change.
     turn.reconfigure(
       turnOptions(next),
@@ -221,6 +272,7 @@ export async function startServer(
     relays,
     udp,
     tcp,
+    dataPlane: { plane: native === undefined ? 'js' : 'native', native },
     certificates,
     http,
     metrics,
@@ -244,16 +296,17 @@ async function bindListeners(
   certificates: CertificateStore | undefined,
   core: StunCore,
   turn: TurnService,
+  native: NativeDataPlane | undefined,
   log: Logger,
-  udp: UdpListener[],
+  udp: UdpService[],
   tcp: StreamListener[],
 ): Promise<void> {
   if (!config.noUdp) {
-    const l = new UdpListener(
-      { address, port: config.listeningPort, sockBufSize: config.sockBufSize },
-      core,
-      log,
-    );
+    const options = { address, port: config.listeningPort, sockBufSize: config.sockBufSize };
+    const l =
+      native === undefined
+        ? new UdpListener(options, core, log)
+        : new NativeUdpListener(options, core, native);
     await l.start();
     udp.push(l);
   }

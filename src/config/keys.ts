@@ -17,7 +17,7 @@ import {
   checkUser,
   type ItemCheck,
 } from './checks.js';
-import type { Config, DefaultAddressFamily, LogFormat, LogLevel } from './types.js';
+import type { Config, DataPlaneMode, DefaultAddressFamily, LogFormat, LogLevel } from './types.js';
 
 /** Fields shared by every row. */
 interface KeyBase<F extends keyof Config> {
@@ -148,7 +148,9 @@ function string<F extends FieldOf<string> | FieldOf<string | undefined>>(
   };
 }
 
-function oneOf<F extends FieldOf<LogLevel> | FieldOf<LogFormat> | FieldOf<DefaultAddressFamily>>(
+function oneOf<
+  F extends FieldOf<LogLevel> | FieldOf<LogFormat> | FieldOf<DefaultAddressFamily> | FieldOf<DataPlaneMode>,
+>(
   name: string,
   field: F,
   o: Common & { values: readonly Config[F][]; default: Config[F]; arg?: string },
@@ -187,6 +189,7 @@ const PORT = { min: 1, max: 65535, arg: 'port' } as const;
 const INT32 = 2_147_483_647;
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
+const DATA_PLANES: readonly DataPlaneMode[] = ['auto', 'native', 'js'];
 
 /** Every configuration key, in documentation order. */
 export const KEYS = [
@@ -485,7 +488,23 @@ export const KEYS = [
     max: INT32,
     default: 0,
     arg: 'bytes',
-    description: 'Socket send and receive buffer size in bytes; 0 keeps the OS default.',
+    description:
+      'Socket send and receive buffer size in bytes; 0 keeps the OS default (the native data plane asks for 4 MiB on listening sockets, capped by net.core.rmem_max/wmem_max).',
+  }),
+  oneOf('data-plane', 'dataPlane', {
+    values: DATA_PLANES,
+    default: 'auto',
+    arg: 'plane',
+    description:
+      'What relays UDP clients: native (the C++ addon built at npm ci: worker threads with batched I/O), js (the event loop), or auto: native when the addon is built, else js. TCP and TLS clients always use js. Restart to change.',
+  }),
+  integer('relay-threads', 'relayThreads', {
+    min: -1,
+    max: 256,
+    default: -1,
+    arg: 'n',
+    description:
+      'Worker threads of the native data plane, each with its own SO_REUSEPORT socket per UDP listening address; -1: one per CPU; 0: the js data plane. Restart to change.',
   }),
 ] as const satisfies readonly KeySpec[];
 

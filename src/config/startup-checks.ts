@@ -12,7 +12,8 @@
  *  - `no-udp`: at least one listener (UDP, TCP, or TLS with cert and pkey);
  *  - `listening-ip`: no address twice, no specific address beside the wildcard of its family (the
  *    second bind would fail with EADDRINUSE), no IPv4-mapped IPv6 address (EINVAL);
- *  - `prometheus-port`: the HTTP listener must not take a TCP port a TCP or TLS listener binds.
+ *  - `prometheus-port`: the HTTP listener must not take a TCP port a TCP or TLS listener binds;
+ *  - `data-plane`: native only where the native data plane is built and loads.
  *
  * `configWarnings` lists keys set to something other than their default that change nothing,
  * each as "<key> has no effect: <why>".
@@ -20,6 +21,7 @@
 import { formatIp, parseIp } from '../core/ip.js';
 import { ConfigError } from '../errors.js';
 import { loadCertificatePair } from '../io/certificates.js';
+import { selectDataPlane } from '../io/native/select.js';
 import { keySpec } from './keys.js';
 import type { Config } from './types.js';
 
@@ -46,6 +48,7 @@ export function checkStartup(config: Config): void {
   checkListenerEnabled(config);
   checkListenAddresses(config);
   checkHttpPort(config);
+  selectDataPlane(config);
   if (isTlsOn(config) && config.cert !== undefined && config.pkey !== undefined) {
     loadCertificatePair(config.cert, config.pkey);
   }

@@ -12,6 +12,8 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' |
 
 /** `log-format`: `auto` is pretty when stdout is a terminal, else json. */
 export type LogFormat = 'auto' | 'json' | 'pretty';
+/** Which data plane relays UDP clients' traffic (`data-plane`). */
+export type DataPlaneMode = 'auto' | 'native' | 'js';
 /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY (`allocation-default-address-family`). */
 export type DefaultAddressFamily = 'ipv4' | 'ipv6' | 'keep';
 
@@ -110,4 +112,7 @@ export interface Config {
   readonly maxFrameBytes: number; // `max-frame-bytes`, default 65540 (ChannelData 4 + 65535 + pad)
   /** Kernel socket buffers in bytes (`sock-buf-size`, 0 = OS default). */
   readonly sockBufSize: number;
+  readonly dataPlane: DataPlaneMode;
+  /** Native data plane threads; -1: one per CPU; 0: the JavaScript data plane. */
+  readonly relayThreads: number;
 }

@@ -289,6 +289,29 @@ export class PeerPolicy {
     return 'invalid';
   }
 
+  /**
+   * True when one of the server's own sockets is on `address` (plain or disguised IPv4): the verdict
+   * for this IP then depends on the port. Not on the hot path.
+   */
+  hasOwnService(address: string): boolean {
+    const b = this.#scratch;
+    let v4 = -1;
+    if (writeIPv4(address, b, 0)) v4 = word(b, 0);
+    else if (writeIPv6(address, b, 0)) {
+      const [w0, w1, w2, w3] = [word(b, 0), word(b, 4), word(b, 8), word(b, 12)];
+      v4 = embedded(w0, w1, w2, w3);
+      if (v4 < 0) {
+        const own = this.#own6;
+        for (let i = 0; i < own.length; i += 5)
+          if (own[i] === w0 && own[i + 1] === w1 && own[i + 2] === w2 && own[i + 3] === w3) return true;
+        return false;
+      }
+    } else return false;
+    const own = this.#own4;
+    for (let i = 0; i < own.length; i += 2) if (own[i] === v4) return true;
+    return false;
+  }
+
   isAllowed(address: string, port: number): boolean {
     return this.check(address, port) === 'allowed';
   }

@@ -14,7 +14,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import type { Clock } from '../core/clock.js';
-import type { RelayAddressBook, RelayHandle } from '../core/transport.js';
+import type { ClientEndpoint, RelayAddressBook, RelayHandle } from '../core/transport.js';
 import type { Allocation } from '../core/turn/allocation.js';
 import type { PeerDataSink } from '../core/turn/forwarding.js';
 import type { RelayAllocator, RelayRequest, RelayResult } from '../core/turn/types.js';
@@ -50,6 +50,66 @@ class AddressPool {
   constructor(address: RelayAddress, minPort: number, maxPort: number) {
     this.address = address;
     this.free = maxPort - minPort + 1;
+  }
+}
+
+/**
+ * Relay sockets of the native data plane: bound by the addon, read by its threads. Allocations of
+ * the clients it serves get these; the others get `dgram` sockets.
+ */
+export interface NativeRelaySockets {
+  serves(endpoint: ClientEndpoint): boolean;
+  /** A socket bound to address:port: its descriptor, or -errno. */
+  bind(address: string, port: number, sockBuf: number): number;
+  send(fd: number, data: Buffer, address: string, port: number): void;
+  /** Closes a socket no thread owns yet. */
+  close(fd: number): void;
+}
+
+/** A bound socket not yet wired to an allocation (or held for a reservation). */
+type Held =
+  | { readonly socket: Socket; readonly fd?: undefined }
+  | { readonly socket?: undefined; readonly fd: number };
+
+class NativeUdpRelay implements RelayHandle {
+  readonly family: 4 | 6;
+  readonly localAddress: string;
+  readonly port: number;
+  readonly advertisedAddress: string;
+  readonly nativeFd: number;
+  private readonly pool: AddressPool;
+  private readonly owner: RelayPool;
+  private readonly sockets: NativeRelaySockets;
+  private closed = false;
+  private handedOver = false;
+
+  constructor(pool: AddressPool, port: number, fd: number, owner: RelayPool, sockets: NativeRelaySockets) {
+    this.family = pool.address.family;
+    this.localAddress = pool.address.local;
+    this.advertisedAddress = pool.address.advertised;
+    this.port = port;
+    this.nativeFd = fd;
+    this.pool = pool;
+    this.owner = owner;
+    this.sockets = sockets;
+  }
+
+  handOver(): void {
+    this.handedOver = true;
+  }
+
+  send(data: Buffer, port: number, address: string): void {
+    if (!this.closed) this.sockets.send(this.nativeFd, data, address, port);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // Once installed, the owning thread closes the socket when it applies the uninstall (queued
+    // before this); closing it here could close a descriptor number already reused.
+    if (!this.handedOver) this.sockets.close(this.nativeFd);
+    this.owner.active--;
+    this.owner.release(this.pool, this.port);
   }
 }
 
@@ -101,6 +161,8 @@ export interface RelayPoolOptions {
   readonly sockBufSize: number;
   /** Where peer datagrams go (the data plane). */
   readonly sink: PeerDataSink;
+  /** The native data plane's sockets, when it runs. */
+  readonly native?: NativeRelaySockets | undefined;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -111,6 +173,7 @@ export class RelayPool implements RelayAllocator {
   private readonly maxPort: number;
   private readonly sockBufSize: number;
   private readonly sink: PeerDataSink;
+  private readonly native: NativeRelaySockets | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly book: RelayAddressBook;
@@ -118,7 +181,7 @@ export class RelayPool implements RelayAllocator {
   /** Reserved ports (EVEN-PORT R bit) by RESERVATION-TOKEN (hex), each held by a bound socket. */
   private readonly reservations = new Map<
     string,
-    { pool: AddressPool; port: number; socket: Socket; expiresAtSec: number }
+    { pool: AddressPool; port: number; held: Held; expiresAtSec: number }
   >();
   /** Live relay sockets. */
   active = 0;
@@ -129,6 +192,7 @@ export class RelayPool implements RelayAllocator {
     this.maxPort = options.maxPort;
     this.sockBufSize = options.sockBufSize;
     this.sink = options.sink;
+    this.native = options.native;
     this.clock = options.clock;
     this.log = options.log;
     this.book = options.book;
@@ -186,6 +250,7 @@ export class RelayPool implements RelayAllocator {
     attemptsLeft: number,
     cb: (result: RelayResult) => void,
   ): void {
+    const native = this.native?.serves(owner.endpoint) === true;
     if (request.reservationToken !== undefined) {
       // The port was bound when it was reserved: the held socket becomes the relay.
       const key = request.reservationToken.toString('hex');
@@ -196,7 +261,18 @@ export class RelayPool implements RelayAllocator {
       }
       this.reservations.delete(key);
       r.pool.state[r.port] = USED;
-      cb({ ok: true, relay: this.wire(owner, r.pool, r.port, r.socket), reservationToken: undefined });
+      if ((r.held.fd !== undefined) === native) {
+        cb({ ok: true, relay: this.wire(owner, r.pool, r.port, r.held), reservationToken: undefined });
+        return;
+      }
+      // Reserved through one data plane, redeemed through the other: the same port, rebound.
+      this.closeHeld(r.held);
+      this.bind(r.pool, r.port, native, (held) => {
+        if (held === undefined) {
+          this.release(r.pool, r.port);
+          cb(CAPACITY);
+        } else cb({ ok: true, relay: this.wire(owner, r.pool, r.port, held), reservationToken: undefined });
+      });
       return;
     }
     if (attemptsLeft <= 0) {
@@ -219,7 +295,7 @@ export class RelayPool implements RelayAllocator {
       pool.state[port + 1] = RESERVED;
       pool.free--;
     }
-    this.bind(pool, port, (socket) => {
+    this.bind(pool, port, native, (socket) => {
       if (socket === undefined) {
         pool.state[port] = BUSY; // another process holds it; the sweep frees the mark later
         if (request.reserveNext) this.release(pool, port + 1);
@@ -232,9 +308,9 @@ export class RelayPool implements RelayAllocator {
       }
       // RFC 8656 §7.2: port + 1 is held for the RESERVATION-TOKEN, bound now so that no other process
       // can take it before the token is redeemed. Datagrams reaching it meanwhile have no listener.
-      this.bind(pool, port + 1, (held) => {
+      this.bind(pool, port + 1, native, (held) => {
         if (held === undefined) {
-          socket.close();
+          this.closeHeld(socket);
           this.release(pool, port);
           pool.state[port + 1] = BUSY;
           this.bindOne(owner, request, attemptsLeft - 1, cb);
@@ -244,7 +320,7 @@ export class RelayPool implements RelayAllocator {
         this.reservations.set(token.toString('hex'), {
           pool,
           port: port + 1,
-          socket: held,
+          held,
           expiresAtSec: this.clock.nowSec() + RESERVATION_SEC,
         });
         cb({ ok: true, relay: this.wire(owner, pool, port, socket), reservationToken: token });
@@ -275,8 +351,18 @@ export class RelayPool implements RelayAllocator {
   }
 
   /** Binds a relay socket to `port` of `pool`'s address; `cb(undefined)` when the port is taken or the bind fails. */
-  private bind(pool: AddressPool, port: number, cb: (socket: Socket | undefined) => void): void {
+  private bind(pool: AddressPool, port: number, native: boolean, cb: (held: Held | undefined) => void): void {
     const { family, local } = pool.address;
+    if (native && this.native !== undefined) {
+      const fd = this.native.bind(local, port, this.sockBufSize);
+      if (fd >= 0) cb({ fd });
+      else {
+        // -98 is EADDRINUSE on Linux: another process holds the port (routine, not logged).
+        if (fd !== -98) this.log.warn({ errno: fd, address: local, port }, 'relay bind failed');
+        cb(undefined);
+      }
+      return;
+    }
     let socket: Socket;
     try {
       socket = createSocket({
@@ -303,16 +389,23 @@ export class RelayPool implements RelayAllocator {
         socket.setRecvBufferSize(this.sockBufSize);
         socket.setSendBufferSize(this.sockBufSize);
       }
-      cb(socket);
+      cb({ socket });
     });
   }
 
+  private closeHeld(held: Held): void {
+    if (held.socket !== undefined) held.socket.close();
+    else this.native?.close(held.fd);
+  }
+
   /** Connects a bound socket to its allocation: one listener per socket, created once. */
-  private wire(owner: Allocation, pool: AddressPool, port: number, socket: Socket): UdpRelay {
+  private wire(owner: Allocation, pool: AddressPool, port: number, held: Held): RelayHandle {
+    this.active++;
+    if (held.socket === undefined) return new NativeUdpRelay(pool, port, held.fd, this, this.native!);
+    const socket = held.socket;
     const relay = new UdpRelay(pool, port, socket, this);
     const sink = this.sink;
     socket.on('message', (msg, rinfo) => sink.fromPeer(owner, relay, msg, rinfo.address, rinfo.port));
-    this.active++;
     return relay;
   }
 
@@ -326,7 +419,7 @@ export class RelayPool implements RelayAllocator {
   /** Closes the sockets holding reserved ports (shutdown). */
   closeReservations(): void {
     for (const r of this.reservations.values()) {
-      r.socket.close();
+      this.closeHeld(r.held);
       this.release(r.pool, r.port);
     }
     this.reservations.clear();
@@ -338,7 +431,7 @@ export class RelayPool implements RelayAllocator {
     for (const [key, r] of this.reservations) {
       if (r.expiresAtSec > nowSec) continue;
       this.reservations.delete(key);
-      r.socket.close();
+      this.closeHeld(r.held);
       if (r.pool.state[r.port] === RESERVED) this.release(r.pool, r.port);
     }
     // Elapsed time, not `nowSec % 60`: a tick that slips past the exact second must not skip it.

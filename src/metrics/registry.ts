@@ -10,6 +10,7 @@ import type { SourceRateLimiter } from '../core/rate-limit.js';
 import type { Stats } from '../core/stats.js';
 import type { TurnEventBus } from '../core/turn/events.js';
 import type { TurnService } from '../core/turn/service.js';
+import type { NativeDataPlane, ThreadCounters } from '../io/native/data-plane.js';
 import type { StreamListener } from '../io/stream-listener.js';
 
 export interface MetricsSources {
@@ -21,12 +22,15 @@ export interface MetricsSources {
   /** The TURN service's events: allocation lifetimes are observed as allocations end. */
   readonly events?: TurnEventBus;
   readonly clock?: Clock;
+  /** The data plane relaying UDP clients; the native one's thread counters are read per scrape. */
+  readonly dataPlane?: { readonly plane: 'native' | 'js'; readonly native: NativeDataPlane | undefined };
 }
 
 export class Metrics {
   readonly registry = new Registry();
   /** Allocation lifetimes, observed when an allocation ends. */
   readonly allocationLifetime: Histogram<string>;
+  private readonly native: NativeDataPlane | undefined;
 
   constructor(sources: MetricsSources) {
     const r = this.registry;
@@ -219,6 +223,8 @@ export class Metrics {
       buckets: [10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 86400],
       registers: [r],
     });
+    this.native = sources.dataPlane?.native;
+    this.dataPlaneMetrics(sources.dataPlane?.plane ?? 'js');
     const { events, clock } = sources;
     if (events !== undefined && clock !== undefined)
       events.subscribe({
@@ -227,7 +233,66 @@ export class Metrics {
       });
   }
 
+  /** Which plane runs, and the native threads' own counters (per thread: how the kernel spread flows). */
+  private dataPlaneMetrics(plane: 'native' | 'js'): void {
+    const r = this.registry;
+    new Gauge({
+      name: 'turn_data_plane_info',
+      help: 'The data plane relaying UDP clients (native: worker threads; js: the event loop), with its thread count.',
+      labelNames: ['plane', 'threads'],
+      registers: [r],
+    }).set({ plane, threads: String(this.native?.threads ?? 0) }, 1);
+    const native = this.native;
+    if (native === undefined) return;
+    const perThread = (name: string, help: string, read: (c: ThreadCounters) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['thread'],
+        registers: [r],
+        collect() {
+          this.reset();
+          for (let t = 0; t < native.threads; t++) {
+            const c = native.threadCounters(t);
+            if (c !== undefined) this.inc({ thread: String(t) }, read(c));
+          }
+        },
+      });
+    };
+    perThread(
+      'turn_data_plane_packets_total',
+      'Datagrams the native threads read (listeners and relays).',
+      (c) => c.packetsIn,
+    );
+    perThread(
+      'turn_data_plane_relayed_packets_total',
+      'Datagrams the native threads relayed, both directions.',
+      (c) => c.toPeerPackets + c.toClientPackets,
+    );
+    perThread(
+      'turn_data_plane_upcalls_total',
+      'Datagrams the native threads handed to the control plane.',
+      (c) => c.upcalls,
+    );
+    perThread(
+      'turn_data_plane_upcall_drops_total',
+      'Datagrams dropped because the queue to the control plane was full.',
+      (c) => c.upcallDrops,
+    );
+    perThread(
+      'turn_data_plane_send_errors_total',
+      'Sends the kernel refused (socket buffer full, ICMP errors).',
+      (c) => c.sendErrors,
+    );
+    perThread(
+      'turn_data_plane_batches_total',
+      'recvmmsg calls that returned datagrams (packets / batches = batch size).',
+      (c) => c.recvBatches,
+    );
+  }
+
   async render(): Promise<{ contentType: string; body: string }> {
+    this.native?.syncStats();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

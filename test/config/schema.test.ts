@@ -64,6 +64,8 @@ t.test('defaults', async (t) => {
     tcpFrameTimeout: 5,
     maxFrameBytes: 65540,
     sockBufSize: 0,
+    dataPlane: 'auto',
+    relayThreads: -1,
   } satisfies Config);
   t.ok(Object.hasOwn(d, 'cert') && Object.hasOwn(d, 'pkey'), 'optional fields are present, as undefined');
   t.same(validate({}, SOURCE), d, 'an empty file gives the defaults');

@@ -1,0 +1,544 @@
+/*
+ * turnpike native data plane: the N-API binding (node-addon-api). One `DataPlane` object per
+ * server: it starts the worker threads, opens the listening sockets (one SO_REUSEPORT socket per
+ * thread), binds relay sockets, builds allocations and queues their control operations to the
+ * owning thread, and hands datagrams the workers do not handle to a JS callback in batches.
+ * Every call here runs on the JS thread.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <napi.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <unordered_map>
+
+#include "dataplane.h"
+
+namespace turnpike {
+
+static bool parse_ip(const std::string &text, tp_addr *out) {
+  memset(out, 0, sizeof *out);
+  if (inet_pton(AF_INET, text.c_str(), out->ip) == 1) {
+    out->family = 4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, text.c_str(), out->ip) == 1) {
+    out->family = 6;
+    return true;
+  }
+  return false;
+}
+
+static socklen_t make_sockaddr(const tp_addr &a, uint16_t port, sockaddr_storage *out) {
+  memset(out, 0, sizeof *out);
+  if (a.family == 4) {
+    auto *s = reinterpret_cast<sockaddr_in *>(out);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    memcpy(&s->sin_addr, a.ip, 4);
+    return sizeof *s;
+  }
+  auto *s = reinterpret_cast<sockaddr_in6 *>(out);
+  s->sin6_family = AF_INET6;
+  s->sin6_port = htons(port);
+  memcpy(&s->sin6_addr, a.ip, 16);
+  return sizeof *s;
+}
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EACCES: return "EACCES";
+    case EINVAL: return "EINVAL";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOBUFS: return "ENOBUFS";
+    default: return "EIO";
+  }
+}
+
+static void set_buffers(int fd, int bytes) {
+  if (bytes <= 0) return;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+}
+
+/* A UDP socket bound to addr:port; returns the fd or -errno. */
+static int bind_udp(const tp_addr &addr, uint16_t port, bool reuseport, int sockbuf) {
+  int fd = socket(addr.family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (addr.family == 6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  set_buffers(fd, sockbuf);
+  sockaddr_storage sa;
+  socklen_t sl = make_sockaddr(addr, port, &sa);
+  if (bind(fd, reinterpret_cast<sockaddr *>(&sa), sl) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+static uint16_t bound_port(int fd) {
+  sockaddr_storage sa;
+  socklen_t sl = sizeof sa;
+  if (getsockname(fd, reinterpret_cast<sockaddr *>(&sa), &sl) != 0) return 0;
+  if (sa.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in *>(&sa)->sin_port);
+  return ntohs(reinterpret_cast<sockaddr_in6 *>(&sa)->sin6_port);
+}
+
+struct Listener {
+  tp_addr address;
+  uint16_t port;
+  std::vector<int> fds; /* one per thread */
+};
+
+class DataPlane : public Napi::ObjectWrap<DataPlane> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(
+        env, "DataPlane",
+        {
+            InstanceMethod("openListener", &DataPlane::OpenListener),
+            InstanceMethod("send", &DataPlane::Send),
+            InstanceMethod("bindRelay", &DataPlane::BindRelay),
+            InstanceMethod("relaySend", &DataPlane::RelaySend),
+            InstanceMethod("closeFd", &DataPlane::CloseFd),
+            InstanceMethod("install", &DataPlane::Install),
+            InstanceMethod("uninstall", &DataPlane::Uninstall),
+            InstanceMethod("permission", &DataPlane::SetPermission),
+            InstanceMethod("channel", &DataPlane::SetChannel),
+            InstanceMethod("counters", &DataPlane::ReadCounters),
+            InstanceMethod("threadStats", &DataPlane::ThreadStats),
+            InstanceMethod("setSoftware", &DataPlane::SetSoftware),
+            InstanceMethod("close", &DataPlane::Close),
+        });
+    exports.Set("DataPlane", ctor);
+    exports.Set("STATS", Napi::Number::New(env, ST_COUNT));
+    return exports;
+  }
+
+  /* new DataPlane(threads, addressMap: [local, advertised][], upcall(listener, thread, buf, address, port)) */
+  DataPlane(const Napi::CallbackInfo &info) : Napi::ObjectWrap<DataPlane>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsArray() || !info[2].IsFunction()) {
+      Napi::TypeError::New(env, "DataPlane(threads, addressMap, upcall)").ThrowAsJavaScriptException();
+      return;
+    }
+    int threads = info[0].As<Napi::Number>().Int32Value();
+    if (threads < 1 || threads > 256) {
+      Napi::RangeError::New(env, "threads: 1-256").ThrowAsJavaScriptException();
+      return;
+    }
+    shared_ = std::make_unique<Shared>();
+    Napi::Array map = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < map.Length(); i++) {
+      Napi::Value row = map.Get(i);
+      if (!row.IsArray()) continue;
+      Napi::Array pair = row.As<Napi::Array>();
+      AddressPair p{};
+      if (!parse_ip(pair.Get(0u).ToString().Utf8Value(), &p.local) ||
+          !parse_ip(pair.Get(1u).ToString().Utf8Value(), &p.advertised) || p.local.family != p.advertised.family) {
+        Napi::TypeError::New(env, "addressMap: [local, advertised] IP pairs of one family").ThrowAsJavaScriptException();
+        return;
+      }
+      shared_->address_map.push_back(p);
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "turnpike-data-plane", 0, 1);
+    /* Referenced, like a listening dgram socket: the process stays up while the plane runs. */
+    tsfn_live_ = true;
+    for (int t = 0; t < threads; t++) {
+      workers_.emplace_back(new Worker(t, shared_.get(), [this](int index) { Wake(index); }));
+      std::string error;
+      if (!workers_.back()->start(&error)) {
+        Shutdown();
+        Napi::Error::New(env, "data plane thread: " + error).ThrowAsJavaScriptException();
+        return;
+      }
+    }
+    Value().Set("threads", Napi::Number::New(env, threads));
+  }
+
+  ~DataPlane() override { Shutdown(); }
+
+ private:
+  void Wake(int index) {
+    /* Called on a worker thread; the value is the worker index (no allocation). */
+    tsfn_.NonBlockingCall(reinterpret_cast<int *>(static_cast<intptr_t>(index) + 1),
+                          [this](Napi::Env env, Napi::Function fn, int *tag) { Deliver(env, fn, tag); });
+  }
+
+  void Deliver(Napi::Env env, Napi::Function fn, int *tag) {
+    if (closed_) return;
+    int index = static_cast<int>(reinterpret_cast<intptr_t>(tag) - 1);
+    if (index < 0 || (size_t)index >= workers_.size()) return;
+    std::vector<Upcall> batch;
+    workers_[index]->take_upcalls(&batch);
+    Napi::HandleScope scope(env);
+    char text[INET6_ADDRSTRLEN];
+    for (size_t i = 0; i < batch.size(); i++) {
+      Upcall &u = batch[i];
+      uint16_t port = 0;
+      if (u.from.ss_family == AF_INET) {
+        auto *s = reinterpret_cast<sockaddr_in *>(&u.from);
+        inet_ntop(AF_INET, &s->sin_addr, text, sizeof text);
+        port = ntohs(s->sin_port);
+      } else {
+        auto *s = reinterpret_cast<sockaddr_in6 *>(&u.from);
+        inet_ntop(AF_INET6, &s->sin6_addr, text, sizeof text);
+        port = ntohs(s->sin6_port);
+      }
+      uint8_t *data = u.data;
+      u.data = nullptr;
+      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(
+          env, data, u.len, [](Napi::Env, uint8_t *p) { std::free(p); });
+      if (closed_) continue; /* a previous callback closed the plane: free the rest */
+      fn.Call({Napi::Number::New(env, u.listener), Napi::Number::New(env, u.thread), buf,
+               Napi::String::New(env, text), Napi::Number::New(env, port)});
+      if (env.IsExceptionPending()) {
+        /* The callback threw: report it like an uncaught exception, keep the rest of the batch. */
+        Napi::Error e = env.GetAndClearPendingException();
+        napi_fatal_exception(env, e.Value());
+      }
+    }
+    for (auto &u : batch) std::free(u.data);
+  }
+
+  void Shutdown() {
+    if (closed_) return;
+    closed_ = true;
+    for (auto &w : workers_) w->stop_and_join();
+    /* JS references to allocations still installed. */
+    for (auto &kv : ids_) {
+      Alloc *a = kv.second;
+      if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
+    }
+    ids_.clear();
+    workers_.clear(); /* closes listener sockets and what the tables held */
+    for (auto &kv : relay_fds_)
+      if (!kv.second.installed) close(kv.first); /* held reservations, allocations still binding */
+    relay_fds_.clear();
+    listeners_.clear();
+    if (tsfn_live_) {
+      tsfn_live_ = false;
+      tsfn_.Release();
+    }
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  bool Alive(Napi::Env env) {
+    if (!closed_) return true;
+    Napi::Error::New(env, "data plane closed").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  static Napi::Value Fail(Napi::Env env, const std::string &message, int err) {
+    Napi::Error e = Napi::Error::New(env, message + ": " + strerror(err));
+    e.Set("code", Napi::String::New(env, errno_code(err)));
+    e.Set("errno", Napi::Number::New(env, -err));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  /* openListener(address, port, sockBuf) → [index, port] */
+  Napi::Value OpenListener(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return env.Undefined();
+    std::string text = info[0].ToString().Utf8Value();
+    tp_addr addr;
+    if (!parse_ip(text, &addr)) return Fail(env, "not an IP address: " + text, EINVAL);
+    int port = info[1].ToNumber().Int32Value();
+    int sockbuf = info[2].ToNumber().Int32Value();
+    /* Listening sockets take every client's burst: ask for 4 MiB unless told (capped by rmem_max). */
+    if (sockbuf <= 0) sockbuf = 4 << 20;
+    if (port < 0 || port > 65535) return Fail(env, "port", EINVAL);
+    if (port != 0) {
+      /* SO_REUSEPORT would let a second instance of the daemon (same user) share the port: make
+       * sure nobody holds it first, as an exclusive bind would. */
+      int probe = bind_udp(addr, (uint16_t)port, false, 0);
+      if (probe < 0) return Fail(env, "bind " + text + ":" + std::to_string(port), -probe);
+      close(probe);
+    }
+    Listener l{addr, (uint16_t)port, {}};
+    for (size_t t = 0; t < workers_.size(); t++) {
+      int fd = bind_udp(addr, l.port, true, sockbuf);
+      if (fd < 0) {
+        for (int f : l.fds) close(f);
+        return Fail(env, "bind " + text + ":" + std::to_string(l.port), -fd);
+      }
+      if (l.port == 0) l.port = bound_port(fd);
+      l.fds.push_back(fd);
+    }
+    int index = (int)listeners_.size();
+    for (size_t t = 0; t < workers_.size(); t++) {
+      Op op{};
+      op.type = OP_ADD_LISTENER;
+      op.listener = index;
+      op.fd = l.fds[t];
+      op.family = addr.family;
+      workers_[t]->post(op);
+    }
+    uint16_t bound = l.port;
+    listeners_.push_back(std::move(l));
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, Napi::Number::New(env, index));
+    out.Set(1u, Napi::Number::New(env, bound));
+    return out;
+  }
+
+  /* Gathers a Buffer or an array of Buffers into iovecs; false when something else was passed. */
+  static bool Gather(Napi::Value v, std::vector<iovec> *iov) {
+    if (v.IsBuffer()) {
+      auto b = v.As<Napi::Buffer<uint8_t>>();
+      iov->push_back(iovec{b.Data(), b.Length()});
+      return true;
+    }
+    if (!v.IsArray()) return false;
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value e = a.Get(i);
+      if (!e.IsBuffer()) return false;
+      auto b = e.As<Napi::Buffer<uint8_t>>();
+      iov->push_back(iovec{b.Data(), b.Length()});
+    }
+    return iov->size() <= 64;
+  }
+
+  static bool SendTo(int fd, const std::vector<iovec> &iov, const std::string &address, int port) {
+    tp_addr to;
+    if (!parse_ip(address, &to) || port <= 0 || port > 65535) return false;
+    sockaddr_storage sa;
+    socklen_t sl = make_sockaddr(to, (uint16_t)port, &sa);
+    msghdr m{};
+    m.msg_name = &sa;
+    m.msg_namelen = sl;
+    m.msg_iov = const_cast<iovec *>(iov.data());
+    m.msg_iovlen = iov.size();
+    return sendmsg(fd, &m, MSG_DONTWAIT) >= 0;
+  }
+
+  /* send(listener, thread, buf | buf[], address, port) → boolean */
+  Napi::Value Send(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (closed_) return Napi::Boolean::New(env, false);
+    int li = info[0].ToNumber().Int32Value();
+    int t = info[1].ToNumber().Int32Value();
+    if (li < 0 || (size_t)li >= listeners_.size() || t < 0 || (size_t)t >= workers_.size())
+      return Napi::Boolean::New(env, false);
+    std::vector<iovec> iov;
+    if (!Gather(info[2], &iov)) return Napi::Boolean::New(env, false);
+    return Napi::Boolean::New(
+        env, SendTo(listeners_[li].fds[t], iov, info[3].ToString().Utf8Value(), info[4].ToNumber().Int32Value()));
+  }
+
+  /* bindRelay(address, port, sockBuf) → fd, or -errno */
+  Napi::Value BindRelay(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return env.Undefined();
+    tp_addr addr;
+    if (!parse_ip(info[0].ToString().Utf8Value(), &addr)) return Napi::Number::New(env, -EINVAL);
+    int port = info[1].ToNumber().Int32Value();
+    if (port < 1 || port > 65535) return Napi::Number::New(env, -EINVAL);
+    int fd = bind_udp(addr, (uint16_t)port, false, info[2].ToNumber().Int32Value());
+    if (fd >= 0) relay_fds_[fd] = RelayFd{addr.family, false};
+    return Napi::Number::New(env, fd);
+  }
+
+  /* relaySend(fd, buf, address, port) → boolean; fd is a relay socket JS still owns or that is installed. */
+  Napi::Value RelaySend(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].ToNumber().Int32Value();
+    if (closed_ || relay_fds_.find(fd) == relay_fds_.end()) return Napi::Boolean::New(env, false);
+    std::vector<iovec> iov;
+    if (!Gather(info[1], &iov)) return Napi::Boolean::New(env, false);
+    return Napi::Boolean::New(env, SendTo(fd, iov, info[2].ToString().Utf8Value(), info[3].ToNumber().Int32Value()));
+  }
+
+  /* closeFd(fd): a relay socket that was never installed (or a held reservation). */
+  Napi::Value CloseFd(const Napi::CallbackInfo &info) {
+    int fd = info[0].ToNumber().Int32Value();
+    auto it = relay_fds_.find(fd);
+    if (it != relay_fds_.end() && !it->second.installed) {
+      relay_fds_.erase(it);
+      close(fd);
+    }
+    return info.Env().Undefined();
+  }
+
+  /* install(thread, listener, clientAddress, clientPort, relayFds[]) → id */
+  Napi::Value Install(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return env.Undefined();
+    int t = info[0].ToNumber().Int32Value();
+    int li = info[1].ToNumber().Int32Value();
+    if (t < 0 || (size_t)t >= workers_.size() || li < 0 || (size_t)li >= listeners_.size() || !info[4].IsArray()) {
+      Napi::TypeError::New(env, "install: thread, listener, address, port, fds").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto a = std::make_unique<Alloc>();
+    if (!parse_ip(info[2].ToString().Utf8Value(), &a->client)) {
+      Napi::TypeError::New(env, "install: client address").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    a->client.port = (uint16_t)info[3].ToNumber().Int32Value();
+    a->client_sa_len = make_sockaddr(a->client, a->client.port, &a->client_sa);
+    a->listener = li;
+    Napi::Array fds = info[4].As<Napi::Array>();
+    for (uint32_t i = 0; i < fds.Length() && i < 2; i++) {
+      int fd = fds.Get(i).ToNumber().Int32Value();
+      auto it = relay_fds_.find(fd);
+      if (it == relay_fds_.end() || it->second.installed) {
+        Napi::TypeError::New(env, "install: not a free relay socket of this data plane").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      a->relays[a->nrelays++] = Source{SRC_RELAY, fd, it->second.family, li, nullptr};
+    }
+    for (int i = 0; i < a->nrelays; i++) {
+      a->relays[i].alloc = a.get();
+      relay_fds_[a->relays[i].fd].installed = true; /* the worker owns them now; JS may still send */
+    }
+    uint32_t id = ++next_id_;
+    a->id = id;
+    Alloc *raw = a.release();
+    ids_[id] = raw;
+    owner_[id] = t;
+    Op op{};
+    op.type = OP_INSTALL;
+    op.alloc = raw;
+    workers_[t]->post(op);
+    return Napi::Number::New(env, id);
+  }
+
+  Alloc *Find(uint32_t id) {
+    auto it = ids_.find(id);
+    return it == ids_.end() ? nullptr : it->second;
+  }
+
+  /* uninstall(id): the worker unlinks it and closes its relay sockets. */
+  Napi::Value Uninstall(const Napi::CallbackInfo &info) {
+    uint32_t id = info[0].ToNumber().Uint32Value();
+    Alloc *a = Find(id);
+    if (a == nullptr || closed_) return info.Env().Undefined();
+    int t = owner_[id];
+    ids_.erase(id);
+    owner_.erase(id);
+    /* From here JS never sends on them; the worker closes them when it applies the uninstall. */
+    for (int i = 0; i < a->nrelays; i++) relay_fds_.erase(a->relays[i].fd);
+    Op op{};
+    op.type = OP_UNINSTALL;
+    op.alloc = a;
+    workers_[t]->post(op);
+    if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
+    return info.Env().Undefined();
+  }
+
+  void Post(uint32_t id, Op &op) {
+    Alloc *a = Find(id);
+    if (a == nullptr || closed_) return;
+    a->refs.fetch_add(1, std::memory_order_relaxed); /* released by the worker after applying */
+    op.alloc = a;
+    workers_[owner_[id]]->post(op);
+  }
+
+  /* permission(id, peerAddress, expiresAtSec, portSensitive) */
+  Napi::Value SetPermission(const Napi::CallbackInfo &info) {
+    Op op{};
+    op.type = OP_PERMISSION;
+    if (!parse_ip(info[1].ToString().Utf8Value(), &op.permission.ip)) return info.Env().Undefined();
+    op.permission.expires_sec = (int64_t)info[2].ToNumber().DoubleValue();
+    op.permission.port_sensitive = info[3].ToBoolean().Value();
+    Post(info[0].ToNumber().Uint32Value(), op);
+    return info.Env().Undefined();
+  }
+
+  /* channel(id, number, peerAddress, peerPort, expiresAtSec) */
+  Napi::Value SetChannel(const Napi::CallbackInfo &info) {
+    Op op{};
+    op.type = OP_CHANNEL;
+    int number = info[1].ToNumber().Int32Value();
+    int port = info[3].ToNumber().Int32Value();
+    if (number < 0x4000 || number > 0x7FFF || port < 0 || port > 65535) return info.Env().Undefined();
+    if (!parse_ip(info[2].ToString().Utf8Value(), &op.channel.peer)) return info.Env().Undefined();
+    op.channel.number = (uint16_t)number;
+    op.channel.peer.port = (uint16_t)port;
+    op.channel.expires_sec = (int64_t)info[4].ToNumber().DoubleValue();
+    Post(info[0].ToNumber().Uint32Value(), op);
+    return info.Env().Undefined();
+  }
+
+  /* counters(id, Float64Array(4)) → boolean: packets and bytes to the peer, then to the client. */
+  Napi::Value ReadCounters(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Alloc *a = Find(info[0].ToNumber().Uint32Value());
+    if (a == nullptr || !info[1].IsTypedArray()) return Napi::Boolean::New(env, false);
+    Napi::Float64Array out = info[1].As<Napi::Float64Array>();
+    if (out.ElementLength() < 4) return Napi::Boolean::New(env, false);
+    out[0] = (double)a->counters.to_peer_packets.load(std::memory_order_relaxed);
+    out[1] = (double)a->counters.to_peer_bytes.load(std::memory_order_relaxed);
+    out[2] = (double)a->counters.to_client_packets.load(std::memory_order_relaxed);
+    out[3] = (double)a->counters.to_client_bytes.load(std::memory_order_relaxed);
+    return Napi::Boolean::New(env, true);
+  }
+
+  /* threadStats(thread, Float64Array(STATS)) → boolean */
+  Napi::Value ThreadStats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    int t = info[0].ToNumber().Int32Value();
+    if (closed_ || t < 0 || (size_t)t >= workers_.size() || !info[1].IsTypedArray())
+      return Napi::Boolean::New(env, false);
+    Napi::Float64Array out = info[1].As<Napi::Float64Array>();
+    if (out.ElementLength() < ST_COUNT) return Napi::Boolean::New(env, false);
+    workers_[t]->read_stats(out.Data());
+    return Napi::Boolean::New(env, true);
+  }
+
+  /* setSoftware(text | undefined): the SOFTWARE attribute of natively answered Binding requests. */
+  Napi::Value SetSoftware(const Napi::CallbackInfo &info) {
+    std::string s = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string();
+    if (s.size() > 128) s.resize(128);
+    {
+      std::lock_guard<std::mutex> g(shared_->software_mutex);
+      shared_->software = s;
+    }
+    shared_->software_version.fetch_add(1, std::memory_order_release);
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Shared> shared_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<Listener> listeners_;
+  struct RelayFd {
+    uint8_t family;
+    bool installed; /* owned by a worker thread (JS may send on it until uninstall) */
+  };
+  std::unordered_map<int, RelayFd> relay_fds_; /* relay sockets of live allocations and pending ones */
+  std::unordered_map<uint32_t, Alloc *> ids_;
+  std::unordered_map<uint32_t, int> owner_;
+  uint32_t next_id_ = 0;
+  Napi::ThreadSafeFunction tsfn_;
+  bool tsfn_live_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace turnpike
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return turnpike::DataPlane::Init(env, exports); }
+
+NODE_API_MODULE(turnpike_dataplane, InitAll)

@@ -1,0 +1,203 @@
+/*
+ * turnpike native data plane: the interface between the JavaScript control plane and the C++
+ * worker threads. JavaScript (addon.cc) builds allocations and queues control operations; each
+ * worker thread (worker.cc) owns an epoll set, one SO_REUSEPORT socket per UDP listening address,
+ * the relay sockets of the allocations made through it, and its tables. The hot path takes no lock.
+ *
+ * Ownership and lifetime:
+ *  - An Alloc is created by the JS thread with two references (JS and worker). The worker links it
+ *    into its tables when it applies the INSTALL operation and unlinks it (closing its relay
+ *    sockets) when it applies UNINSTALL; the JS thread drops its reference at uninstall. Whoever
+ *    drops the last reference frees it, so a packet never sees a freed or half-built allocation.
+ *  - Permissions and channels are written only by the owning worker (from operations); JS keeps
+ *    its own copy for the control plane's queries. Counters are relaxed atomics, written by the
+ *    worker and read by JS.
+ *  - Listener sockets belong to the threads; the JS thread may send on them (sendto is safe from
+ *    any thread). They are closed after the threads have stopped.
+ */
+#ifndef TURNPIKE_DATAPLANE_H
+#define TURNPIKE_DATAPLANE_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "packet.h"
+
+namespace turnpike {
+
+/* Per-thread counters, summed by JS on demand (index order is the JS side's THREAD_STATS). */
+enum StatIndex {
+  ST_PACKETS_IN = 0,      /* datagrams read (listeners and relays) */
+  ST_BINDINGS,            /* Binding requests answered natively */
+  ST_TO_PEER_PACKETS,     /* relayed client → peer */
+  ST_TO_PEER_BYTES,
+  ST_TO_CLIENT_PACKETS,   /* relayed peer → client */
+  ST_TO_CLIENT_BYTES,
+  ST_DROP_NO_PERMISSION,  /* peer datagram or Send indication without a live permission */
+  ST_DROP_PEER_POLICY,    /* Send indication to port 0 */
+  ST_DROP_OVERSIZE,       /* peer datagram too large for ChannelData or a Data indication */
+  ST_UPCALLS,             /* datagrams handed to JS */
+  ST_UPCALL_DROPS,        /* datagrams dropped because the queue to JS was full */
+  ST_SEND_ERRORS,         /* sends the kernel refused (buffer full, unreachable) */
+  ST_RECV_BATCHES,        /* recvmmsg calls that returned datagrams */
+  ST_TRUNCATED,           /* datagrams larger than the receive buffer */
+  ST_GSO_SENDS,           /* sends that carried several datagrams (UDP GSO) */
+  ST_COUNT
+};
+
+struct Counters {
+  std::atomic<uint64_t> to_peer_packets{0};
+  std::atomic<uint64_t> to_peer_bytes{0};
+  std::atomic<uint64_t> to_client_packets{0};
+  std::atomic<uint64_t> to_client_bytes{0};
+};
+
+struct Permission {
+  tp_addr ip; /* port unused */
+  int64_t expires_sec;
+  /* The peer policy depends on the port for this IP (one of our own addresses): Send indications
+   * to it go up to JS, which knows the policy. */
+  bool port_sensitive;
+};
+
+struct Channel {
+  uint16_t number;
+  tp_addr peer;
+  int64_t expires_sec;
+};
+
+struct Alloc;
+
+/* What an epoll event points at. */
+enum SourceKind { SRC_LISTENER = 1, SRC_RELAY = 2, SRC_CONTROL = 3 };
+
+struct Source {
+  SourceKind kind;
+  int fd;
+  uint8_t family;
+  int listener; /* SRC_LISTENER: listener index */
+  Alloc *alloc; /* SRC_RELAY: owner */
+};
+
+struct Alloc {
+  std::atomic<int> refs{2};
+  uint32_t id = 0;
+  int listener = 0;
+  tp_addr client{};           /* key of the client table */
+  sockaddr_storage client_sa{}; /* where peer data goes */
+  socklen_t client_sa_len = 0;
+  Source relays[2]{};
+  int nrelays = 0;
+  bool linked = false;
+  std::vector<Permission> permissions;
+  std::vector<Channel> channels;
+  Counters counters;
+};
+
+enum OpType { OP_ADD_LISTENER, OP_INSTALL, OP_UNINSTALL, OP_PERMISSION, OP_CHANNEL, OP_STOP };
+
+struct Op {
+  OpType type;
+  Alloc *alloc;
+  int listener;
+  int fd;
+  uint8_t family;
+  Permission permission;
+  Channel channel;
+};
+
+/* A datagram handed up to JS. */
+struct Upcall {
+  int listener;
+  int thread;
+  sockaddr_storage from;
+  uint8_t *data; /* malloc'd */
+  uint32_t len;
+};
+
+/* Shared configuration, written by JS before threads read it or through atomics. */
+struct AddressPair {
+  tp_addr local;
+  tp_addr advertised;
+};
+
+class Worker;
+
+struct Shared {
+  std::vector<AddressPair> address_map; /* fixed at creation */
+  std::mutex software_mutex;
+  std::string software; /* SOFTWARE attribute of native Binding responses ("" = none) */
+  std::atomic<uint32_t> software_version{0};
+  size_t upcall_limit = 8192; /* per thread */
+};
+
+class Worker {
+ public:
+  Worker(int index, Shared *shared, std::function<void(int)> wake_js);
+  ~Worker();
+  bool start(std::string *error);
+  void stop_and_join();
+
+  void post(const Op &op); /* from the JS thread */
+  void take_upcalls(std::vector<Upcall> *out); /* from the JS thread */
+  void read_stats(double *out) const;
+  int index() const { return index_; }
+
+ private:
+  void run();
+  void apply_ops();
+  void apply(Op &op);
+  void unlink(Alloc *a);
+  int receive(int fd, int *first);
+  int send_gso(int fd, struct mmsghdr *msgs, int count);
+  void on_listener(Source *s);
+  void on_relay(Source *s);
+  void client_packet(int listener, int fd, uint8_t *buf, size_t len, const sockaddr_storage *from,
+                     socklen_t from_len);
+  void peer_packet(Alloc *a, Source *relay, uint8_t *buf, size_t len, const sockaddr_storage *from);
+  void upcall(int listener, const uint8_t *buf, size_t len, const sockaddr_storage *from);
+  void queue_send(int fd, const sockaddr *to, socklen_t to_len, const void *head, size_t head_len,
+                  const void *body, size_t body_len, size_t pad);
+  void flush_sends();
+  void bump(StatIndex i, uint64_t n = 1) {
+    stats_[i].store(stats_[i].load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  const std::string &software();
+
+  int index_;
+  Shared *shared_;
+  std::function<void(int)> wake_js_;
+  int epfd_ = -1;
+  int evfd_ = -1;
+  Source control_{};
+  std::thread thread_;
+  std::atomic<bool> ops_pending_{false};
+  std::mutex ops_mutex_;
+  std::vector<Op> ops_;
+  std::vector<Op> ops_work_;
+  std::mutex upcall_mutex_;
+  std::vector<Upcall> upcalls_;
+  bool upcall_signalled_ = false;
+  std::atomic<uint64_t> stats_[ST_COUNT];
+  std::vector<Alloc *> graveyard_;
+  std::vector<Source *> listeners_; /* by listener index (nullptr: not on this thread yet) */
+  class ClientTable *clients_;
+  int64_t now_sec_ = 0;
+  uint32_t software_seen_ = UINT32_MAX;
+  std::string software_copy_;
+  struct Batch *batch_;
+  uint8_t tid_pool_[12 * 256];
+  size_t tid_at_ = sizeof(tid_pool_);
+  bool gso_ = false;
+};
+
+}  // namespace turnpike
+#endif

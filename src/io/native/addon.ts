@@ -1,0 +1,106 @@
+/**
+ * Loading the native data plane (`native/`, built by node-gyp at `npm ci` into
+ * `build/Release/turnpike_dataplane.node`). The build is optional: when it is missing or does not
+ * load, the daemon runs the JavaScript data plane and says so once at start.
+ * `TP_NATIVE_ADDON` names another build (the AddressSanitizer build of the CI).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Per-thread counters, in the order of `StatIndex` in native/dataplane.h. */
+export const THREAD_STATS = [
+  'packetsIn',
+  'bindings',
+  'toPeerPackets',
+  'toPeerBytes',
+  'toClientPackets',
+  'toClientBytes',
+  'droppedNoPermission',
+  'droppedPeerPolicy',
+  'droppedOversize',
+  'upcalls',
+  'upcallDrops',
+  'sendErrors',
+  'recvBatches',
+  'truncated',
+  'gsoSends',
+] as const;
+export type ThreadStat = (typeof THREAD_STATS)[number];
+
+/** A datagram the native threads hand up: listener index, thread, data, source. */
+export type Upcall = (listener: number, thread: number, buf: Buffer, address: string, port: number) => void;
+
+/** The addon's `DataPlane` object (native/addon.cc). */
+export interface NativeHandle {
+  readonly threads: number;
+  /** Binds one SO_REUSEPORT socket per thread; throws an Error with `code` (EADDRINUSE…). */
+  openListener(address: string, port: number, sockBuf: number): [index: number, port: number];
+  send(
+    listener: number,
+    thread: number,
+    data: Buffer | readonly Buffer[],
+    address: string,
+    port: number,
+  ): boolean;
+  /** A relay socket bound to address:port: its descriptor, or -errno. */
+  bindRelay(address: string, port: number, sockBuf: number): number;
+  relaySend(fd: number, data: Buffer | readonly Buffer[], address: string, port: number): boolean;
+  closeFd(fd: number): void;
+  install(
+    thread: number,
+    listener: number,
+    clientAddress: string,
+    clientPort: number,
+    relayFds: number[],
+  ): number;
+  uninstall(id: number): void;
+  permission(id: number, peerAddress: string, expiresAtSec: number, portSensitive: boolean): void;
+  channel(id: number, number: number, peerAddress: string, peerPort: number, expiresAtSec: number): void;
+  counters(id: number, out: Float64Array): boolean;
+  threadStats(thread: number, out: Float64Array): boolean;
+  setSoftware(text: string | undefined): void;
+  close(): void;
+}
+
+export interface NativeAddon {
+  readonly DataPlane: new (
+    threads: number,
+    addressMap: readonly (readonly [local: string, advertised: string])[],
+    upcall: Upcall,
+  ) => NativeHandle;
+  readonly STATS: number;
+}
+
+/** The package root: the nearest folder above this module with a package.json (src/ or dist/src/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+}
+
+let cached: { addon: NativeAddon } | { error: string } | undefined;
+
+/** The addon, or why it is not available. Loaded once per process. */
+export function loadNativeAddon(): { addon: NativeAddon } | { error: string } {
+  if (cached !== undefined) return cached;
+  const path =
+    process.env['TP_NATIVE_ADDON'] ?? join(packageRoot(), 'build', 'Release', 'turnpike_dataplane.node');
+  if (process.platform !== 'linux') cached = { error: `the native data plane is built for Linux only` };
+  else if (!existsSync(path)) cached = { error: `not built (${path} is missing; see npm ci output)` };
+  else {
+    try {
+      const addon = createRequire(import.meta.url)(path) as NativeAddon;
+      if (typeof addon.DataPlane !== 'function' || addon.STATS !== THREAD_STATS.length)
+        cached = { error: `${path} is from another version (run npm run build:native)` };
+      else cached = { addon };
+    } catch (err) {
+      cached = { error: `${path} does not load: ${(err as Error).message}` };
+    }
+  }
+  return cached;
+}

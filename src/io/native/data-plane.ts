@@ -1,0 +1,307 @@
+/**
+ * The native data plane, seen from the control plane: a `ForwardingTable` like the JavaScript one,
+ * programmed the same way by the core. UDP clients of native listeners are served by the addon's
+ * worker threads (ChannelData, Send indications, peer datagrams, plain Binding requests); the rest
+ * (TCP and TLS clients, and whatever the threads hand up) goes through the JavaScript data plane,
+ * which also keeps the control plane's view of every allocation's permissions and channels. So
+ * both planes serve one daemon at once, per allocation, and the core's queries
+ * (`hasPermission`, `liveChannels`…) never cross into native memory.
+ *
+ * Each allocation of a native client is installed on the thread whose socket received its
+ * Allocate (the kernel's SO_REUSEPORT hash keeps a client 5-tuple on one thread), with relay
+ * sockets bound here and handed to that thread. Updates are queued to it in order.
+ */
+import type { Clock } from '../../core/clock.js';
+import type { Stats } from '../../core/stats.js';
+import type { ClientEndpoint, RelayAddressMap, RelayHandle } from '../../core/transport.js';
+import type { Allocation } from '../../core/turn/allocation.js';
+import type {
+  AllocationCounters,
+  ChannelBinding,
+  ClientDataSink,
+  ForwardingTable,
+  PeerDataSink,
+} from '../../core/turn/forwarding.js';
+import { JsDataPlane } from '../../core/turn/js-data-plane.js';
+import type { Logger } from '../../log.js';
+import { type NativeAddon, type NativeHandle, THREAD_STATS, type ThreadStat } from './addon.js';
+
+/** A UDP client endpoint served by a native thread: one listener socket of one thread. */
+export class NativeEndpoint implements ClientEndpoint {
+  readonly transport = 'udp' as const;
+  readonly plane: NativeDataPlane;
+  readonly listener: number;
+  readonly thread: number;
+
+  constructor(plane: NativeDataPlane, listener: number, thread: number) {
+    this.plane = plane;
+    this.listener = listener;
+    this.thread = thread;
+  }
+
+  send(buf: Buffer, address: string, port: number): void {
+    this.plane.handle.send(this.listener, this.thread, buf, address, port);
+  }
+
+  sendv(bufs: readonly Buffer[], address: string, port: number): void {
+    this.plane.handle.send(this.listener, this.thread, bufs, address, port);
+  }
+}
+
+/** A relay socket the addon bound: JavaScript owns it until the allocation is installed. */
+export interface NativeRelay extends RelayHandle {
+  readonly nativeFd: number;
+  /** The owning thread has it now (closing it is the thread's job). */
+  handOver(): void;
+}
+
+/** Receives the datagrams a listener's threads hand up. */
+export interface UpcallTarget {
+  deliver(thread: number, buf: Buffer, address: string, port: number): void;
+}
+
+export interface NativeDataPlaneOptions {
+  readonly addon: NativeAddon;
+  readonly threads: number;
+  readonly clock: Clock;
+  readonly stats: Stats;
+  readonly addresses: RelayAddressMap;
+  /** local ↔ advertised relay addresses (1:1 NAT), as the relay pool has them. */
+  readonly addressPairs: readonly { readonly local: string; readonly advertised: string }[];
+  /**
+   * True when the peer policy's verdict for this IP depends on the port (one of the server's own
+   * addresses): Send indications to it are checked by the control plane.
+   */
+  readonly portSensitive: (address: string) => boolean;
+  readonly log: Logger;
+}
+
+const ZERO: AllocationCounters = Object.freeze({
+  packetsToPeer: 0,
+  bytesToPeer: 0,
+  packetsToClient: 0,
+  bytesToClient: 0,
+});
+
+export type ThreadCounters = Record<ThreadStat, number>;
+
+export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDataSink {
+  readonly handle: NativeHandle;
+  readonly threads: number;
+  /** The JavaScript plane: streams' allocations, hand-ups, and the control plane's view. */
+  readonly js: JsDataPlane;
+  private readonly stats: Stats;
+  private readonly portSensitive: (address: string) => boolean;
+  private readonly ids = new Map<Allocation, number>();
+  /** Counters of native allocations after they ended (read by the allocation-ended log line). */
+  private readonly ended = new WeakMap<Allocation, AllocationCounters>();
+  private readonly targets: (UpcallTarget | undefined)[] = [];
+  private readonly scratch = new Float64Array(4);
+  private readonly threadScratch: Float64Array;
+  /** Thread totals already added to `stats`. */
+  private readonly synced: Float64Array;
+  private closed = false;
+
+  constructor(options: NativeDataPlaneOptions) {
+    this.stats = options.stats;
+    this.portSensitive = options.portSensitive;
+    this.js = new JsDataPlane({ clock: options.clock, stats: options.stats, addresses: options.addresses });
+    const log = options.log;
+    this.handle = new options.addon.DataPlane(
+      options.threads,
+      options.addressPairs
+        .filter((p) => p.local !== p.advertised)
+        .map((p) => [p.local, p.advertised] as const),
+      (listener, thread, buf, address, port) => {
+        const target = this.targets[listener];
+        if (target === undefined) return;
+        try {
+          target.deliver(thread, buf, address, port);
+        } catch (err) {
+          log.error(
+            { err: (err as Error).message, stack: (err as Error).stack },
+            'handling a datagram failed',
+          );
+        }
+      },
+    );
+    this.threads = this.handle.threads;
+    this.threadScratch = new Float64Array(options.addon.STATS);
+    this.synced = new Float64Array(options.addon.STATS);
+  }
+
+  /** Opens a listening address on every thread; upcalls of it go to `target`. */
+  openListener(address: string, port: number, sockBuf: number, target: UpcallTarget): [number, number] {
+    const [index, bound] = this.handle.openListener(address, port, sockBuf);
+    this.targets[index] = target;
+    return [index, bound];
+  }
+
+  /** The SOFTWARE attribute of Binding responses the threads answer. */
+  setSoftware(text: string | undefined): void {
+    this.handle.setSoftware(text);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // ForwardingTable
+
+  install(a: Allocation): void {
+    this.js.install(a);
+    const ep = a.endpoint;
+    if (!(ep instanceof NativeEndpoint) || ep.plane !== this || this.closed) return;
+    const relays = a.relays as NativeRelay[];
+    const id = this.handle.install(
+      ep.thread,
+      ep.listener,
+      a.clientAddress,
+      a.clientPort,
+      relays.map((r) => r.nativeFd),
+    );
+    for (const r of relays) r.handOver();
+    this.ids.set(a, id);
+  }
+
+  uninstall(a: Allocation): void {
+    this.js.uninstall(a);
+    const id = this.ids.get(a);
+    if (id === undefined) return;
+    this.ids.delete(a);
+    if (this.handle.counters(id, this.scratch)) this.ended.set(a, countersOf(this.scratch));
+    this.handle.uninstall(id);
+  }
+
+  setPermission(a: Allocation, peerAddress: string, expiresAtSec: number): void {
+    this.js.setPermission(a, peerAddress, expiresAtSec);
+    const id = this.ids.get(a);
+    if (id !== undefined)
+      this.handle.permission(id, peerAddress, expiresAtSec, this.portSensitive(peerAddress));
+  }
+
+  hasPermission(a: Allocation, peerAddress: string, nowSec: number): boolean {
+    return this.js.hasPermission(a, peerAddress, nowSec);
+  }
+
+  livePermissions(a: Allocation, nowSec: number): number {
+    return this.js.livePermissions(a, nowSec);
+  }
+
+  bindChannel(
+    a: Allocation,
+    number: number,
+    peerAddress: string,
+    peerPort: number,
+    expiresAtSec: number,
+  ): void {
+    this.js.bindChannel(a, number, peerAddress, peerPort, expiresAtSec);
+    const id = this.ids.get(a);
+    if (id !== undefined) this.handle.channel(id, number, peerAddress, peerPort, expiresAtSec);
+  }
+
+  channel(a: Allocation, number: number, nowSec: number): ChannelBinding | undefined {
+    return this.js.channel(a, number, nowSec);
+  }
+
+  channelForPeer(
+    a: Allocation,
+    peerAddress: string,
+    peerPort: number,
+    nowSec: number,
+  ): ChannelBinding | undefined {
+    return this.js.channelForPeer(a, peerAddress, peerPort, nowSec);
+  }
+
+  liveChannels(a: Allocation, nowSec: number): number {
+    return this.js.liveChannels(a, nowSec);
+  }
+
+  /** The threads drop expired entries themselves (checked per batch, removed as new ones come). */
+  prune(a: Allocation, nowSec: number): void {
+    this.js.prune(a, nowSec);
+  }
+
+  /** What the JavaScript path relayed for `a` plus what its thread relayed. */
+  counters(a: Allocation): AllocationCounters {
+    const own = this.js.counters(a);
+    const id = this.ids.get(a);
+    const native =
+      id !== undefined && this.handle.counters(id, this.scratch)
+        ? countersOf(this.scratch)
+        : this.ended.get(a);
+    if (native === undefined) return own;
+    return {
+      packetsToPeer: own.packetsToPeer + native.packetsToPeer,
+      bytesToPeer: own.bytesToPeer + native.bytesToPeer,
+      packetsToClient: own.packetsToClient + native.packetsToClient,
+      bytesToClient: own.bytesToClient + native.bytesToClient,
+    };
+  }
+
+  sendToPeer(a: Allocation, relay: RelayHandle, data: Buffer, peerAddress: string, peerPort: number): void {
+    this.js.sendToPeer(a, relay, data, peerAddress, peerPort);
+  }
+
+  fromClient(endpoint: ClientEndpoint, buf: Buffer, len: number, address: string, port: number): void {
+    this.js.fromClient(endpoint, buf, len, address, port);
+  }
+
+  fromPeer(a: Allocation, relay: RelayHandle, msg: Buffer, address: string, port: number): void {
+    this.js.fromPeer(a, relay, msg, address, port);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Counters of the threads
+
+  /** One thread's counters (tests, the per-thread metrics). */
+  threadCounters(thread: number): ThreadCounters | undefined {
+    if (this.closed || !this.handle.threadStats(thread, this.threadScratch)) return undefined;
+    const out = {} as ThreadCounters;
+    THREAD_STATS.forEach((name, i) => {
+      out[name] = this.threadScratch[i]!;
+    });
+    return out;
+  }
+
+  /** Adds what the threads counted since the last call to the shared `Stats` (before a scrape). */
+  syncStats(): void {
+    if (this.closed) return;
+    const totals = new Float64Array(this.synced.length);
+    for (let t = 0; t < this.threads; t++) {
+      if (!this.handle.threadStats(t, this.threadScratch)) continue;
+      for (let i = 0; i < totals.length; i++) totals[i]! += this.threadScratch[i]!;
+    }
+    const d = (name: ThreadStat): number => {
+      const i = THREAD_STATS.indexOf(name);
+      const delta = totals[i]! - this.synced[i]!;
+      this.synced[i] = totals[i]!;
+      return delta;
+    };
+    const s = this.stats;
+    const bindings = d('bindings');
+    s.bindingSuccess += bindings;
+    s.stunMessages += bindings;
+    s.relayedToPeerPackets += d('toPeerPackets');
+    s.relayedToPeerBytes += d('toPeerBytes');
+    s.relayedToClientPackets += d('toClientPackets');
+    s.relayedToClientBytes += d('toClientBytes');
+    s.droppedNoPermission += d('droppedNoPermission');
+    s.droppedPeerPolicy += d('droppedPeerPolicy');
+    s.droppedOversize += d('droppedOversize');
+    s.droppedMalformed += d('truncated');
+    s.droppedBackpressure += d('upcallDrops') + d('sendErrors');
+  }
+
+  /** Stops the threads and closes every native socket (listeners, relays). */
+  close(): void {
+    if (this.closed) return;
+    this.syncStats();
+    this.closed = true;
+    this.handle.close();
+    this.ids.clear();
+  }
+}
+
+function countersOf(v: Float64Array): AllocationCounters {
+  return v[0] === 0 && v[1] === 0 && v[2] === 0 && v[3] === 0
+    ? ZERO
+    : { packetsToPeer: v[0]!, bytesToPeer: v[1]!, packetsToClient: v[2]!, bytesToClient: v[3]! };
+}

@@ -1,0 +1,131 @@
+/**
+ * Which data plane runs, and the native one's threads: `data-plane`/`relay-threads`, the startup log
+ * and `turn_data_plane_info`, the fallback when the addon is missing, exit 78 when `native` is asked
+ * for and cannot run, and 100 UDP clients' flows spread over two threads by the kernel with every
+ * packet counted once (per allocation, per thread, in `turn_relay_*`).
+ */
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import { loadNativeAddon } from '../../src/io/native/addon.js';
+import { aliceOnLoopback, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { byLabel, sample, scrape, total } from '../fixtures/helpers/prometheus.js';
+import { sleep, TestPeer, TurnClient, type TurnCredentials } from '../fixtures/helpers/turn-client.js';
+
+const ALICE: TurnCredentials = { username: 'alice', password: 'wonderland', realm: 'example.test' };
+const BIN = new URL('../../bin/turnpike.js', import.meta.url).pathname;
+const built = !('error' in loadNativeAddon());
+
+t.test('relay-threads 2: 100 clients spread over both threads, every packet counted once', async (t) => {
+  if (!built) {
+    t.notOk(process.env['CI'], 'the addon is built in CI');
+    return;
+  }
+  const http = await freePort();
+  const d = await startDaemon(
+    [
+      ...aliceOnLoopback(),
+      '--allowed-peer-ip',
+      '127.0.0.1',
+      '--data-plane',
+      'native',
+      '--relay-threads',
+      '2',
+      '--prometheus',
+      '--prometheus-port',
+      String(http),
+    ],
+    { env: { TURNPIKE_DATA_PLANE: 'native' } },
+  );
+  t.teardown(() => d.stop());
+  t.ok(
+    d.lines.some((l) => l.includes('"dataPlane":"native"') && l.includes('"relayThreads":2')),
+    'the startup log names the native plane and its threads',
+  );
+  let text = await scrape(http);
+  t.equal(sample(text, 'turn_data_plane_info', 'plane="native",threads="2"'), 1);
+
+  const peer = await TestPeer.bind('127.0.0.1');
+  t.teardown(() => peer.close());
+  const clients: TurnClient[] = [];
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  const PACKETS = 20;
+  for (let i = 0; i < 100; i++) {
+    const c = await TurnClient.connect('127.0.0.1', d.port, ALICE);
+    clients.push(c);
+    await c.allocate();
+    await c.channelBind(0x4000 + i, peer.address);
+  }
+  let received = 0;
+  peer.onPacket = () => {
+    received++;
+  };
+  // One client's burst at a time, each drained before the next: the peer's socket buffer (Linux's
+  // default 208 KiB) holds a few hundred datagrams, and the threads relay faster than a test reads.
+  for (const [i, c] of clients.entries()) {
+    for (let k = 0; k < PACKETS; k++) await c.sendChannel(0x4000 + i, Buffer.alloc(100, k));
+    for (let waited = 0; received < (i + 1) * PACKETS && waited < 2000; waited += 5) await sleep(5);
+  }
+  t.equal(received, 100 * PACKETS, 'the peer received every datagram (loopback, no loss)');
+
+  text = await scrape(http);
+  const perThread = byLabel(text, 'turn_data_plane_relayed_packets_total', 'thread');
+  const shares = [...perThread.values()];
+  t.equal(perThread.size, 2, 'two threads report');
+  t.equal(
+    shares.reduce((a, b) => a + b, 0),
+    100 * PACKETS,
+    'the threads relayed every packet once',
+  );
+  // 100 random source ports hashed over 2 sockets: each gets far more than 20% (binomial, p = 0.5).
+  t.ok(
+    shares.every((n) => n >= 0.2 * 100 * PACKETS),
+    `both threads carry flows: ${shares.join(' / ')}`,
+  );
+  t.equal(
+    sample(text, 'turn_relay_packets_total', 'direction="client_to_peer"'),
+    100 * PACKETS,
+    'turn_relay_packets_total agrees',
+  );
+  t.equal(total(text, 'turn_data_plane_upcall_drops_total'), 0, 'no upcall dropped');
+});
+
+t.test(
+  'data-plane native where the addon cannot load: exit 78 naming the key; auto falls back',
+  async (t) => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      TP_NATIVE_ADDON: '/nonexistent/turnpike_dataplane.node',
+    };
+    delete env['TURNPIKE_DATA_PLANE'];
+    const r = spawnSync(process.execPath, [BIN, 'check-config', '--data-plane', 'native'], {
+      env,
+      encoding: 'utf8',
+    });
+    t.equal(r.status, 78, 'exit 78');
+    t.match(r.stderr, /data-plane: native, but the native data plane is unavailable: not built/);
+
+    const d = await startDaemon([...aliceOnLoopback()], {
+      env: { TP_NATIVE_ADDON: '/nonexistent/x.node', TURNPIKE_DATA_PLANE: 'auto' },
+    });
+    t.teardown(() => d.stop());
+    t.ok(
+      d.lines.some((l) => l.includes('"dataPlane":"js"') && l.includes('native data plane unavailable')),
+      'auto without the addon: the JS data plane, and the log says why',
+    );
+    const c = await TurnClient.connect('127.0.0.1', d.port, ALICE);
+    t.teardown(() => c.close());
+    const a = await c.allocate();
+    t.ok(a.relayed.port > 0, 'TURN works on the JS data plane');
+  },
+);
+
+t.test('data-plane js: the JS plane runs although the addon is built', async (t) => {
+  const http = await freePort();
+  const d = await startDaemon([...aliceOnLoopback(), '--prometheus', '--prometheus-port', String(http)], {
+    env: { TURNPIKE_DATA_PLANE: 'js' },
+  });
+  t.teardown(() => d.stop());
+  const text = await scrape(http);
+  t.equal(sample(text, 'turn_data_plane_info', 'plane="js",threads="0"'), 1);
+  t.ok(d.lines.some((l) => l.includes('"dataPlane":"js"') && l.includes('data-plane is js')));
+});
