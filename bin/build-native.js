@@ -22,7 +22,9 @@ function run(cmd, args) {
 }
 
 if (process.env.TURNPIKE_SKIP_NATIVE === '1' || process.platform !== 'linux') {
-  console.log('turnpike: native data plane not built (TURNPIKE_SKIP_NATIVE=1 or not Linux); the JS data plane will run');
+  console.log(
+    'turnpike: native data plane not built (TURNPIKE_SKIP_NATIVE=1 or not Linux); the JS data plane will run',
+  );
   process.exit(0);
 }
 
@@ -48,9 +50,12 @@ function nodeGyp() {
 if (!asan) {
   const gyp = nodeGyp();
   if (gyp === undefined) console.warn('turnpike: node-gyp not found');
-  else if (nodeDir === undefined) console.warn('turnpike: no local Node headers (include/node/node_api.h) found');
+  else if (nodeDir === undefined)
+    console.warn('turnpike: no local Node headers (include/node/node_api.h) found');
   else if (run(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`])) process.exit(0);
-  console.warn('turnpike: the native data plane did not build; the daemon will run the JavaScript data plane');
+  console.warn(
+    'turnpike: the native data plane did not build; the daemon will run the JavaScript data plane',
+  );
   process.exit(0);
 }
 
@@ -60,7 +65,15 @@ const include = join(nodeDir, 'include', 'node');
 const addonApi = createRequire(import.meta.url)('node-addon-api').include_dir;
 const out = join(root, 'build', 'asan');
 mkdirSync(out, { recursive: true });
-const flags = ['-g', '-O1', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fPIC', '-Wall', '-Wextra'];
+const flags = [
+  '-g',
+  '-O1',
+  '-fno-omit-frame-pointer',
+  '-fsanitize=address,undefined',
+  '-fPIC',
+  '-Wall',
+  '-Wextra',
+];
 const defs = ['-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED'];
 const ok =
   run('gcc', [...flags, '-c', 'native/packet.c', '-o', join(out, 'packet.o')]) &&

@@ -136,7 +136,10 @@ struct Shared {
   std::mutex software_mutex;
   std::string software; /* SOFTWARE attribute of native Binding responses ("" = none) */
   std::atomic<uint32_t> software_version{0};
-  size_t upcall_limit = 8192; /* per thread */
+  /* Datagrams (and their bytes) waiting for JS, per thread: past either, new ones are dropped and
+   * counted, so a stalled event loop cannot make a thread queue without bound. */
+  size_t upcall_limit = 8192;
+  size_t upcall_byte_limit = 16u << 20;
 };
 
 class Worker {
@@ -186,6 +189,8 @@ class Worker {
   std::mutex upcall_mutex_;
   std::vector<Upcall> upcalls_;
   bool upcall_signalled_ = false;
+  size_t upcall_bytes_ = 0;
+  bool stop_ = false;
   std::atomic<uint64_t> stats_[ST_COUNT];
   std::vector<Alloc *> graveyard_;
   std::vector<Source *> listeners_; /* by listener index (nullptr: not on this thread yet) */

@@ -275,6 +275,7 @@ void Worker::post(const Op &op) {
 void Worker::take_upcalls(std::vector<Upcall> *out) {
   std::lock_guard<std::mutex> g(upcall_mutex_);
   out->swap(upcalls_);
+  upcall_bytes_ = 0;
   upcall_signalled_ = false;
 }
 
@@ -304,11 +305,10 @@ void Worker::apply_ops() {
   ops_work_.clear();
 }
 
-static bool stopping_op(const Op &op) { return op.type == OP_STOP; }
-
 void Worker::apply(Op &op) {
   switch (op.type) {
     case OP_STOP:
+      stop_ = true; /* seen by the loop after the current event, wherever the op was applied */
       break;
     case OP_ADD_LISTENER: {
       Source *s = new Source{SRC_LISTENER, op.fd, op.family, op.listener, nullptr};
@@ -409,22 +409,15 @@ void Worker::run() {
         uint64_t v;
         ssize_t r = read(evfd_, &v, sizeof v);
         (void)r;
-        bool stop = false;
-        if (ops_pending_.load(std::memory_order_acquire)) {
-          {
-            std::lock_guard<std::mutex> g(ops_mutex_);
-            for (auto &op : ops_)
-              if (stopping_op(op)) stop = true;
-          }
-          apply_ops();
-        }
-        if (stop) return;
+        apply_ops();
+        if (stop_) return;
         continue;
       }
       if (s->kind == SRC_LISTENER)
         on_listener(s);
       else
         on_relay(s); /* an unlinked relay has fd -1 and is skipped */
+      if (stop_) return;
     }
     /* One flush per round: datagrams from many relay sockets to one listener leave in one call. */
     flush_sends();
@@ -670,12 +663,13 @@ void Worker::upcall(int listener, const uint8_t *buf, size_t len, const sockaddr
   bool signal = false;
   {
     std::lock_guard<std::mutex> g(upcall_mutex_);
-    if (upcalls_.size() >= shared_->upcall_limit) {
+    if (upcalls_.size() >= shared_->upcall_limit || upcall_bytes_ + len > shared_->upcall_byte_limit) {
       std::free(copy);
       bump(ST_UPCALL_DROPS);
       return;
     }
     upcalls_.push_back(Upcall{listener, index_, *from, copy, (uint32_t)len});
+    upcall_bytes_ += len;
     if (!upcall_signalled_) {
       upcall_signalled_ = true;
       signal = true;

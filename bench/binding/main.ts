@@ -4,7 +4,8 @@
  * the same run by the same load generator. See bench/README.md for the method and how to read the output.
  *
  *   npm run bench:binding -- [--rounds 3] [--duration 5] [--warmup 1] [--window 128] [--sockets 4]
- *                            [--targets echo,turnpike,coturn] [--json FILE] [--smoke] [--pin auto|off]
+ *                            [--targets echo,turnpike,turnpike-js,coturn] [--json FILE] [--smoke]
+ *                            [--pin auto|off]
  *
  * Each measurement starts the server as a child process on 127.0.0.1 and a free port, waits until it
  * answers a Binding request, runs the load generator (`client.ts`, its own process), then stops the server
@@ -47,8 +48,10 @@ const USAGE = `Usage: npm run bench:binding -- [options]
   --window N          Binding requests kept in flight (default 128)
   --sockets N         client UDP sockets the window is spread over (default 4)
   --timeout MS        a request unanswered after this long counts as lost (default 200)
-  --targets LIST      comma-separated, from echo,echo-literal,turnpike,coturn,coturn-mt
-                      (default echo,turnpike,coturn)
+  --targets LIST      comma-separated, from echo,echo-literal,turnpike,turnpike-js,coturn,coturn-mt
+                      (default echo,turnpike,turnpike-js,coturn); turnpike runs the native data
+                      plane with one relay thread (like coturn --relay-threads=1), turnpike-js the
+                      JS one
   --fingerprint       add a FINGERPRINT attribute to each request (28 bytes instead of 20)
   --pin auto|off      auto: pin client and single-threaded servers to separate CPUs with taskset
                       when available (default auto)

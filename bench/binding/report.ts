@@ -115,6 +115,9 @@ const RATIO_PAIRS: readonly (readonly [TargetName, TargetName])[] = [
   ['turnpike', 'echo-literal'],
   ['turnpike', 'coturn'],
   ['turnpike', 'coturn-mt'],
+  ['turnpike', 'turnpike-js'],
+  ['turnpike-js', 'echo'],
+  ['turnpike-js', 'coturn'],
   ['coturn', 'echo'],
 ];
 

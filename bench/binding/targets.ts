@@ -5,11 +5,25 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Expect } from '../shared/readiness.js';
-import { coturnLaunch, coturnStatus, type Launch, turnpikeLaunch } from '../shared/servers.js';
+import {
+  coturnLaunch,
+  coturnStatus,
+  dataPlaneArgs,
+  type Launch,
+  nativeSkipReason,
+  turnpikeLaunch,
+} from '../shared/servers.js';
 
-export const TARGET_NAMES = ['echo', 'echo-literal', 'turnpike', 'coturn', 'coturn-mt'] as const;
+export const TARGET_NAMES = [
+  'echo',
+  'echo-literal',
+  'turnpike',
+  'turnpike-js',
+  'coturn',
+  'coturn-mt',
+] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
-export const DEFAULT_TARGETS: readonly TargetName[] = ['echo', 'turnpike', 'coturn'];
+export const DEFAULT_TARGETS: readonly TargetName[] = ['echo', 'turnpike', 'turnpike-js', 'coturn'];
 
 export function isTargetName(name: string): name is TargetName {
   return (TARGET_NAMES as readonly string[]).includes(name);
@@ -65,13 +79,26 @@ export function buildTargets(options: TargetOptions): Map<TargetName, Target> {
       launch: (port) => ({ command: node, args: [echoScript, String(port), '--literal-lookup'] }),
     },
     {
+      // Like coturn --relay-threads=1: the native data plane with one relay thread (its listener socket),
+      // the whole process pinned to the server CPU.
       name: 'turnpike',
-      description: `turnpike (${options.turnpikeBin})`,
+      description: `turnpike (${options.turnpikeBin}) --data-plane native --relay-threads 1`,
+      expect: 'response',
+      pinnable: true,
+      readyTimeoutMs: 15_000,
+      skipReason: existsSync(options.turnpikeBin)
+        ? nativeSkipReason(options.turnpikeBin)
+        : `${options.turnpikeBin} missing`,
+      launch: (port) => turnpikeLaunch(options.turnpikeBin, port, dataPlaneArgs('native', 1)),
+    },
+    {
+      name: 'turnpike-js',
+      description: `turnpike (${options.turnpikeBin}) --data-plane js (one Node thread)`,
       expect: 'response',
       pinnable: true,
       readyTimeoutMs: 15_000,
       skipReason: existsSync(options.turnpikeBin) ? undefined : `${options.turnpikeBin} missing`,
-      launch: (port) => turnpikeLaunch(options.turnpikeBin, port),
+      launch: (port) => turnpikeLaunch(options.turnpikeBin, port, dataPlaneArgs('js')),
     },
     {
       name: 'coturn',

@@ -3,13 +3,23 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from './context.js';
-import type { BindingFigures } from './report.js';
+import { BINDING_TARGETS, type BindingFigures } from './report.js';
+import type { Target } from './targets.js';
 
-/** bench/binding once (its own rounds, its own pinning), for Binding requests/s. */
-export async function measureBinding(ctx: Context): Promise<BindingFigures> {
+/**
+ * bench/binding once (its own rounds, its own pinning), for Binding requests/s of the targets that have a
+ * counterpart there (BINDING_TARGETS: the forwarder's is the echo loop; turnpike-2t, coturn-2t and
+ * turnpike-base have none).
+ */
+export async function measureBinding(ctx: Context, targets: readonly Target[]): Promise<BindingFigures> {
   const script = join(ctx.repoRoot, 'dist', 'bench', 'binding', 'main.js');
-  if (!existsSync(script))
-    return { echo: undefined, turnpike: undefined, coturn: undefined, note: `${script} missing` };
+  if (!existsSync(script)) return { perTarget: {}, note: `${script} missing` };
+  const names = [
+    ...new Set(
+      targets.flatMap((t) => (BINDING_TARGETS[t.name] === undefined ? [] : [BINDING_TARGETS[t.name]!])),
+    ),
+  ];
+  if (names.length === 0) return { perTarget: {}, note: 'no target has a bench/binding counterpart' };
   const dir = mkdtempSync(join(tmpdir(), 'turnpike-bench-binding-'));
   const file = join(dir, 'binding.json');
   try {
@@ -21,6 +31,10 @@ export async function measureBinding(ctx: Context): Promise<BindingFigures> {
       file,
       '--turnpike-bin',
       ctx.options.turnpikeBin,
+      '--coturn-bin',
+      ctx.options.coturnBin,
+      '--targets',
+      names.join(','),
     ];
     if (!ctx.options.pin) args.push('--pin', 'off');
     const child = await ctx.registry.start('bench:binding', process.execPath, args, undefined, {
@@ -28,16 +42,15 @@ export async function measureBinding(ctx: Context): Promise<BindingFigures> {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     const status = await child.exited;
-    if (!existsSync(file))
-      return { echo: undefined, turnpike: undefined, coturn: undefined, note: `exit ${status.code}` };
+    if (!existsSync(file)) return { perTarget: {}, note: `exit ${status.code}` };
     const record = JSON.parse(readFileSync(file, 'utf8')) as {
       summary: { target: string; status: string; medianRequestsPerSec: number }[];
     };
-    const get = (t: string): number | undefined => {
-      const s = record.summary.find((x) => x.target === t && x.status === 'measured');
-      return s === undefined ? undefined : s.medianRequestsPerSec;
-    };
-    return { echo: get('echo'), turnpike: get('turnpike'), coturn: get('coturn'), note: undefined };
+    const perTarget: Record<string, number> = {};
+    for (const s of record.summary)
+      if (s.status === 'measured' && Number.isFinite(s.medianRequestsPerSec))
+        perTarget[s.target] = s.medianRequestsPerSec;
+    return { perTarget, note: status.code === 0 ? undefined : `exit ${status.code}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -54,6 +54,8 @@ export interface RunningServer {
   readonly port: number;
   readonly metricsUrl: string | undefined;
   readonly workDir: string;
+  /** What turnpike reported in turn_data_plane_info once started (undefined for other servers). */
+  readonly dataPlane?: { readonly plane: string; readonly threads: number } | undefined;
 }
 
 /**
@@ -85,19 +87,57 @@ export async function startServer(ctx: Context, target: Target): Promise<Running
     throw new TargetFailure(`${target.name}: ${probe.reason}${out.length > 0 ? `\n${out}` : ''}`);
   }
   let metricsUrl: string | undefined;
+  let metricsText: string | undefined;
   if (target.hasMetrics) {
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     for (let i = 0; i < 50; i++) {
       try {
         const r = await fetch(metricsUrl, { signal: AbortSignal.timeout(1000) });
-        if (r.ok) break;
+        if (r.ok) {
+          metricsText = await r.text();
+          break;
+        }
       } catch {
         // not listening yet
       }
       await sleep(100);
     }
   }
-  return { child, port, metricsUrl, workDir };
+  const dataPlane = metricsText === undefined ? undefined : parseDataPlaneInfo(metricsText);
+  const s: RunningServer = { child, port, metricsUrl, workDir, dataPlane };
+  const wrongPlane = planeMismatch(target, dataPlane);
+  if (wrongPlane !== undefined) {
+    await stopServer(ctx, s);
+    throw new TargetFailure(`${target.name}: ${wrongPlane}`);
+  }
+  return s;
+}
+
+/** The `plane` and `threads` labels of turnpike's `turn_data_plane_info` gauge, or undefined without it. */
+export function parseDataPlaneInfo(text: string): { plane: string; threads: number } | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('turn_data_plane_info{')) continue;
+    const labels = line.slice(line.indexOf('{') + 1, line.indexOf('}'));
+    const plane = /(?:^|,)\s*plane="([^"]*)"/.exec(labels)?.[1];
+    const threads = Number(/(?:^|,)\s*threads="([^"]*)"/.exec(labels)?.[1]);
+    if (plane !== undefined && Number.isInteger(threads)) return { plane, threads };
+  }
+  return undefined;
+}
+
+/** Why the started server does not run the data plane its target names, or undefined when it does. */
+function planeMismatch(
+  target: Target,
+  got: { readonly plane: string; readonly threads: number } | undefined,
+): string | undefined {
+  const want = target.expectPlane;
+  if (want === undefined) return undefined;
+  if (got === undefined) return 'no turn_data_plane_info in its metrics: cannot tell which data plane runs';
+  if (got.plane === want.plane && (want.plane === 'js' || got.threads === want.threads)) return undefined;
+  return (
+    `runs the ${got.plane} data plane with ${got.threads} thread(s), ` +
+    `not the ${want.plane} one${want.plane === 'native' ? ` with ${want.threads}` : ''}`
+  );
 }
 
 /** Stops the server by its PID and removes its work directory. */

@@ -1,15 +1,18 @@
 /**
- * Side-by-side relay benchmark: turnpike, coturn (one relay thread; optionally all) and the bare Node
- * forwarder, driven by the same load tool (turnpike-bench) with the same workloads, in alternating
- * rounds, on 127.0.0.1. See bench/README.md for the method.
+ * Side-by-side relay benchmark: turnpike (native data plane with one or two relay threads, its JS data
+ * plane, optionally a base build), coturn (one relay thread, two, or all) and the bare Node forwarder,
+ * driven by the same load tool (turnpike-bench) with the same workloads, in alternating rounds, on
+ * 127.0.0.1. See bench/README.md for the method.
  *
- *   npm run bench:compare -- [--rounds 3] [--targets forwarder,turnpike,coturn] [--smoke] [--baseline]
+ *   npm run bench:compare -- [--rounds 3] [--targets turnpike,turnpike-2t,turnpike-js,coturn,coturn-2t]
+ *                            [--workloads LIST] [--skip LIST] [--smoke] [--baseline]
  *
  * Per round and target (each on a freshly started server): echo latency at 50 × 50 pps × 160 B; server
- * CPU per relayed packet at a fixed rate; the highest rate under 1% loss for 100/1200-byte payloads and
- * 1/100/1000 allocations (with the Allocate rate of the 1000-allocation setups); then, on another fresh
- * server, its RSS with 1 000 and 10 000 live allocations. Once per run: bench/binding for Binding
- * requests/s. Results: bench/results/compare-<date>.json and .md, and the table on stdout.
+ * CPU per relayed packet at a fixed rate; back-to-back setups of 1000 allocations; the highest rate under
+ * 1% loss for ChannelData client→peer with 100 and 1200 B, Send indications and peer→client (100
+ * allocations each; 1 and 1000 allocations with rate-allocs); then, on another fresh server, its RSS with
+ * 1 000 and 10 000 live allocations. Once per run: bench/binding for Binding requests/s. Results:
+ * bench/results/compare-<date>.json and .md, and the table on stdout.
  *
  * This file is the run itself; the options are in options.ts, the workloads in relay.ts, memory.ts and
  * binding.ts (sharing context.ts), the record and its rendering in record.ts and report.ts.
@@ -24,7 +27,7 @@ import { ChildRegistry, pinningCpus, stopChildrenOnSignals } from '../shared/pro
 import { measureBinding } from './binding.js';
 import { type Context, TargetFailure } from './context.js';
 import { measureRss, tenKFeasibility } from './memory.js';
-import { parseOptions, USAGE, type Workload } from './options.js';
+import { parseOptions, USAGE } from './options.js';
 import { type CompareRecord, datedPath, render, renderRecord, writeRecord } from './record.js';
 import { measureRelay, smoke } from './relay.js';
 import type { BindingFigures, TargetRound } from './report.js';
@@ -101,7 +104,7 @@ async function main(): Promise<number> {
         recs.set(target.name, rec);
         rounds.push(rec);
         try {
-          if (['rate', 'latency', 'cpu', 'setup'].some((w) => !options.skip.has(w as Workload))) {
+          if ([...options.workloads].some((w) => w !== 'rss' && w !== 'binding')) {
             await measureRelay(ctx, target, round, rec);
           }
         } catch (err) {
@@ -110,7 +113,7 @@ async function main(): Promise<number> {
           ctx.log(`round ${round} ${target.name}: FAILED: ${err.message}`);
         }
       }
-      if (!options.skip.has('rss')) {
+      if (options.workloads.has('rss')) {
         for (const target of targets) {
           const rec = recs.get(target.name);
           if (abort.aborted || rec === undefined || failed.has(target.name)) continue;
@@ -123,9 +126,9 @@ async function main(): Promise<number> {
         }
       }
     }
-    if (!options.skip.has('binding') && !abort.aborted) {
+    if (options.workloads.has('binding') && !abort.aborted) {
       ctx.log('\nBinding requests/s (bench/binding):');
-      binding = await measureBinding(ctx);
+      binding = await measureBinding(ctx, targets);
     }
   } finally {
     await registry.stopAll();
@@ -138,6 +141,7 @@ async function main(): Promise<number> {
     environment: env,
     config: {
       ...options,
+      workloads: [...options.workloads],
       skip: [...options.skip],
       measured,
       cpuCount,
@@ -163,7 +167,8 @@ async function main(): Promise<number> {
   const nothing = measured.filter(
     (t) => !rounds.some((r) => r.target === t && Object.keys(r.rates).length + (r.latency ? 1 : 0) > 0),
   );
-  return failed.size > 0 || (nothing.length > 0 && !options.skip.has('rate')) ? 1 : 0;
+  const anyRate = [...options.workloads].some((w) => w.startsWith('rate'));
+  return failed.size > 0 || (nothing.length > 0 && anyRate) ? 1 : 0;
 }
 
 process.exitCode = await main();

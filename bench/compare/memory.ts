@@ -67,7 +67,7 @@ export async function measureRss(
           : (at10kKiB - at1kKiB) / added;
       rec.rss = { idleKiB, at1kKiB, at10kKiB, active1k: a.active, active10k, perAllocationKiB, note };
       ctx.log(
-        `round ${round} ${target.name.padEnd(10)} rss: idle ${f0(idleKiB)} KiB, ${a.active} alloc ${f0(at1kKiB)} KiB, ` +
+        `round ${round} ${target.name.padEnd(13)} rss: idle ${f0(idleKiB)} KiB, ${a.active} alloc ${f0(at1kKiB)} KiB, ` +
           `${active10k} alloc ${f0(at10kKiB)} KiB → ${f2(perAllocationKiB)} KiB per allocation${note === undefined ? '' : ` (${note})`}`,
       );
     });

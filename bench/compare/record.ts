@@ -80,7 +80,7 @@ export function renderRecord(r: Omit<CompareRecord, 'summary' | 'targets'>): {
   const measured = c.measured ?? c.targets.filter((t) => rounds.some((x) => x.target === t));
   const defs = metricDefs(c.cpuRatePps);
   const summaries = summarizeMetrics(defs, rounds, measured);
-  const checks = evaluateTargets(summaries);
+  const checks = evaluateTargets(summaries, r.binding ?? undefined);
   const other = rounds.flatMap((x) =>
     [x.latency?.otherCpuPct, x.cpu?.otherCpuPct, ...Object.values(x.rates).map((y) => y.otherCpuPct)].filter(
       (v): v is number => v !== undefined && Number.isFinite(v),

@@ -20,7 +20,7 @@ import {
   TargetFailure,
   workload,
 } from './context.js';
-import { RATE_CONFIGS, type RateRound, rateKey, type TargetRound } from './report.js';
+import { RATE_SPECS, type RateRound, specKey, type TargetRound } from './report.js';
 import type { Target } from './targets.js';
 import { runTool, ToolFailure } from './tool.js';
 
@@ -66,7 +66,7 @@ async function latency(run: RelayRun): Promise<void> {
     stealPct: r.machine.stealPct,
   };
   ctx.log(
-    `round ${round} ${target.name.padEnd(10)} latency: RTT p50 ${f0(r.latency.p50Us)} µs, p99 ${f0(r.latency.p99Us)} µs, loss ${f2(r.lossPct)}%${noise(r)}`,
+    `round ${round} ${target.name.padEnd(13)} latency: RTT p50 ${f0(r.latency.p50Us)} µs, p99 ${f0(r.latency.p99Us)} µs, loss ${f2(r.lossPct)}%${noise(r)}`,
   );
 }
 
@@ -87,7 +87,7 @@ async function cpuPerPacket(run: RelayRun): Promise<void> {
     stealPct: r.machine.stealPct,
   };
   ctx.log(
-    `round ${round} ${target.name.padEnd(10)} cpu: ${f2(r.server?.cpuUsPerPacket)} µs/packet at ${f0(r.receivedPps)} pkt/s ` +
+    `round ${round} ${target.name.padEnd(13)} cpu: ${f2(r.server?.cpuUsPerPacket)} µs/packet at ${f0(r.receivedPps)} pkt/s ` +
       `(server ${f0(r.server?.cpuPct)}%, loss ${f2(r.lossPct)}%` +
       (r.metrics === undefined ? '' : `, metrics ${rec.cpu.metricsAgree ? 'agree' : 'DISAGREE'}`) +
       `)${noise(r)}`,
@@ -133,19 +133,24 @@ async function setupRate(run: RelayRun): Promise<void> {
     stealPct: steal.length === 0 ? undefined : median(steal),
   };
   ctx.log(
-    `round ${round} ${target.name.padEnd(10)} setup: ${f0(rec.setup.allocatePerSec)} Allocate/s, ` +
+    `round ${round} ${target.name.padEnd(13)} setup: ${f0(rec.setup.allocatePerSec)} Allocate/s, ` +
       `${f0(rec.setup.cpuUsPerAllocation)} µs server CPU per allocation (median of ${rates.length}), ` +
       `steal ${f0(rec.setup.stealPct)}%`,
   );
 }
 
-/** The highest rate under 1% loss for each payload size × allocation count of RATE_CONFIGS. */
+/**
+ * The highest rate under 1% loss for each rate search of RATE_SPECS whose workload runs (`rate`,
+ * `rate-1200`, `rate-send`, `rate-p2c`, `rate-allocs`).
+ */
 async function rates(run: RelayRun): Promise<void> {
   const { ctx, target, round, rec, base, label } = run;
   const o = ctx.options;
-  for (const { size, allocations } of RATE_CONFIGS) {
+  for (const spec of RATE_SPECS) {
     if (ctx.abort.aborted) break;
-    const key = rateKey(size, allocations);
+    if (!o.workloads.has(spec.workload)) continue;
+    const { size, allocations, path, direction } = spec;
+    const key = specKey(spec);
     const prev = previousBest.get(`${target.name} ${key}`);
     const start = prev === undefined ? 10_000 : Math.max(1000, Math.round(prev * 0.75));
     await workload(ctx, rec, `rate ${key}`, async () => {
@@ -159,6 +164,10 @@ async function rates(run: RelayRun): Promise<void> {
           String(allocations),
           '--size',
           String(size),
+          '--path',
+          path,
+          '--direction',
+          direction,
           '--search-start',
           String(start),
           '--search-steps',
@@ -192,7 +201,7 @@ async function rates(run: RelayRun): Promise<void> {
       rec.rates[key] = rr;
       if (s.bestRatePps > 0) previousBest.set(`${target.name} ${key}`, s.bestRatePps);
       ctx.log(
-        `round ${round} ${target.name.padEnd(10)} rate ${key.padEnd(10)}: ${f0(s.bestRatePps)} pkt/s` +
+        `round ${round} ${target.name.padEnd(13)} rate ${key.padEnd(13)}: ${f0(s.bestRatePps)} pkt/s` +
           `${s.toolLimited ? ' (tool-limited)' : ''} in ${s.trials.length} trials, ` +
           `${f2(rr.cpuUsPerPacket)} µs/packet, setup ${f0(rr.allocatePerSec)} Allocate/s${noise(s.best)}`,
       );
@@ -212,10 +221,11 @@ export async function measureRelay(
   const label = (w: string): string => `${target.name} r${round} ${w}`;
   try {
     const run: RelayRun = { ctx, target, round, rec, server, base: serverArgs(ctx, target, server), label };
-    if (!o.skip.has('latency') && !ctx.abort.aborted) await workload(ctx, rec, 'latency', () => latency(run));
-    if (!o.skip.has('cpu') && !ctx.abort.aborted) await workload(ctx, rec, 'cpu', () => cpuPerPacket(run));
-    if (!o.skip.has('setup') && !ctx.abort.aborted) await workload(ctx, rec, 'setup', () => setupRate(run));
-    if (!o.skip.has('rate')) await rates(run);
+    const w = o.workloads;
+    if (w.has('latency') && !ctx.abort.aborted) await workload(ctx, rec, 'latency', () => latency(run));
+    if (w.has('cpu') && !ctx.abort.aborted) await workload(ctx, rec, 'cpu', () => cpuPerPacket(run));
+    if (w.has('setup') && !ctx.abort.aborted) await workload(ctx, rec, 'setup', () => setupRate(run));
+    await rates(run);
     if (server.child.process.exitCode !== null || server.child.process.signalCode !== null) {
       rec.errors.push(`${target.name} exited during the round`);
     }
@@ -231,7 +241,7 @@ export async function smoke(ctx: Context, targets: readonly Target[]): Promise<n
   for (const target of targets) {
     if (ctx.abort.aborted) break;
     if (target.skipReason !== undefined) {
-      rows.push(`${target.name.padEnd(10)} skipped: ${target.skipReason}`);
+      rows.push(`${target.name.padEnd(13)} skipped: ${target.skipReason}`);
       continue;
     }
     try {
@@ -258,9 +268,16 @@ export async function smoke(ctx: Context, targets: readonly Target[]): Promise<n
           r.metrics === undefined
             ? ''
             : `, metrics ${r.metrics.checks.every((c) => c.agree) ? 'agree' : 'DISAGREE'}`;
+        const plane =
+          server.dataPlane === undefined
+            ? ''
+            : `, ${server.dataPlane.plane} data plane` +
+              (server.dataPlane.plane === 'native'
+                ? `, ${server.dataPlane.threads} relay thread${server.dataPlane.threads === 1 ? '' : 's'}`
+                : '');
         rows.push(
-          `${target.name.padEnd(10)} relayed ${r.received} of ${r.sent} packets, loss ${f2(r.lossPct)}%, ` +
-            `p50 ${f0(r.latency.p50Us)} µs, server ${f2(r.server?.cpuUsPerPacket)} µs/packet${agree}`,
+          `${target.name.padEnd(13)} relayed ${r.received} of ${r.sent} packets, loss ${f2(r.lossPct)}%, ` +
+            `p50 ${f0(r.latency.p50Us)} µs, server ${f2(r.server?.cpuUsPerPacket)} µs/packet${agree}${plane}`,
         );
         if (r.received === 0) bad++;
       } finally {
@@ -268,7 +285,7 @@ export async function smoke(ctx: Context, targets: readonly Target[]): Promise<n
       }
     } catch (err) {
       if (!(err instanceof TargetFailure || err instanceof ToolFailure)) throw err;
-      rows.push(`${target.name.padEnd(10)} FAILED: ${err.message}`);
+      rows.push(`${target.name.padEnd(13)} FAILED: ${err.message}`);
       bad++;
     }
   }

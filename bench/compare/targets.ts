@@ -2,15 +2,45 @@
  * The relays `bench:compare` measures and how each is started on 127.0.0.1 with an equivalent
  * configuration: the same realm and user, loopback peers allowed, a relay port range of its own
  * (≥ 10 000 ports, outside the kernel's ephemeral range so the load tool's sockets never collide with
- * it), and one thread for the single-threaded comparison.
+ * it). One-thread targets (turnpike's native plane with one relay thread, its JS plane, coturn -m 1, the
+ * forwarder) are pinned to the server CPU; the two-thread ones (turnpike-2t, coturn-2t) and coturn-mt
+ * are not.
  */
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
-import { coturnLaunch, coturnStatus, type Launch, turnpikeLaunch } from '../shared/servers.js';
+import {
+  coturnLaunch,
+  coturnStatus,
+  dataPlaneArgs,
+  type Launch,
+  nativeAddonPath,
+  nativeSkipReason,
+  turnpikeHasDataPlaneOption,
+  turnpikeLaunch,
+} from '../shared/servers.js';
 
-export const TARGET_NAMES = ['forwarder', 'turnpike', 'turnpike-base', 'coturn', 'coturn-mt'] as const;
+export const TARGET_NAMES = [
+  'forwarder',
+  'turnpike',
+  'turnpike-2t',
+  'turnpike-js',
+  'turnpike-base',
+  'coturn',
+  'coturn-2t',
+  'coturn-mt',
+] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
-export const DEFAULT_TARGETS: readonly TargetName[] = ['forwarder', 'turnpike', 'coturn'];
+export const DEFAULT_TARGETS: readonly TargetName[] = ['forwarder', 'turnpike', 'turnpike-js', 'coturn'];
+/** Issue 13's comparison: both turnpike planes and coturn, with one thread and with two. */
+export const ISSUE13_TARGETS: readonly TargetName[] = [
+  'turnpike',
+  'turnpike-2t',
+  'turnpike-js',
+  'coturn',
+  'coturn-2t',
+];
+/** `--smoke` without --targets: every target but turnpike-base (which needs --base-bin). */
+export const SMOKE_TARGETS: readonly TargetName[] = TARGET_NAMES.filter((t) => t !== 'turnpike-base');
 
 export function isTargetName(name: string): name is TargetName {
   return (TARGET_NAMES as readonly string[]).includes(name);
@@ -35,6 +65,11 @@ export interface Target {
   readonly hasMetrics: boolean;
   readonly readyTimeoutMs: number;
   readonly skipReason: string | undefined;
+  /**
+   * The data plane turnpike must report in `turn_data_plane_info{plane,threads}` once started (checked
+   * by startServer, so a run never measures another plane than the one it names); undefined: not checked.
+   */
+  readonly expectPlane?: { readonly plane: 'native' | 'js'; readonly threads: number };
   launch(port: number, metricsPort: number, workDir: string): Launch;
 }
 
@@ -90,8 +125,10 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
         ],
       }),
     },
-    turnpikeTarget('turnpike', o.turnpikeBin, o),
-    turnpikeTarget('turnpike-base', o.baseBin, o),
+    turnpikeTarget('turnpike', o.turnpikeBin, o, { plane: 'native', threads: 1 }),
+    turnpikeTarget('turnpike-2t', o.turnpikeBin, o, { plane: 'native', threads: 2 }),
+    turnpikeTarget('turnpike-js', o.turnpikeBin, o, { plane: 'js', threads: 0 }),
+    turnpikeTarget('turnpike-base', o.baseBin, o, undefined),
     {
       name: 'coturn',
       description: `${coturn.label}, --relay-threads=1, relay ports ${COTURN_PORTS.min}-${COTURN_PORTS.max}`,
@@ -103,8 +140,18 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
       launch: (port, _metrics, workDir) => coturnLaunch(o.coturnBin, port, workDir, 1, COTURN_TURN),
     },
     {
+      name: 'coturn-2t',
+      description: `${coturn.label}, --relay-threads=2, unpinned`,
+      pinnable: false,
+      authenticated: true,
+      hasMetrics: false,
+      readyTimeoutMs: 10_000,
+      skipReason: coturn.skipReason,
+      launch: (port, _metrics, workDir) => coturnLaunch(o.coturnBin, port, workDir, 2, COTURN_TURN),
+    },
+    {
       name: 'coturn-mt',
-      description: `${coturn.label}, default relay threads (${o.cpuCount} here), unpinned`,
+      description: `${coturn.label}, default relay threads (one per CPU: ${o.cpuCount} here), unpinned`,
       pinnable: false,
       authenticated: true,
       hasMetrics: false,
@@ -116,24 +163,86 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
   return new Map(targets.map((t) => [t.name, t]));
 }
 
+type TurnpikeName = 'turnpike' | 'turnpike-2t' | 'turnpike-js' | 'turnpike-base';
+
+/** How a turnpike target selects its data plane, and what that is called in the report. */
+interface PlaneChoice {
+  readonly args: readonly string[];
+  readonly label: string;
+  readonly skipReason: string | undefined;
+  readonly expect: Target['expectPlane'];
+}
+
 /**
- * turnpike from `bin` (`turnpike`: this checkout; `turnpike-base`: `--base-bin`, e.g. a worktree of
- * the base commit, so that a change is measured against its base in one run, rounds alternated).
+ * The data plane of a turnpike target. `turnpike-base` (an older build, maybe from before the native data
+ * plane) launches exactly as it always did, unless its build has `--data-plane`: then it gets the same
+ * plane as `turnpike` (native, one relay thread) when its addon is built, else the JS plane, explicitly.
+ */
+function planeChoice(bin: string, expect: Target['expectPlane'], isBase: boolean): PlaneChoice {
+  if (isBase) {
+    if (!existsSync(bin) || !turnpikeHasDataPlaneOption(bin))
+      return { args: [], label: 'its default data plane', skipReason: undefined, expect: undefined };
+    if (nativeSkipReason(bin) === undefined)
+      return {
+        args: dataPlaneArgs('native', 1),
+        label: 'native data plane, 1 relay thread',
+        skipReason: undefined,
+        expect: { plane: 'native', threads: 1 },
+      };
+    return {
+      args: dataPlaneArgs('js'),
+      label: `JS data plane (its native addon ${nativeAddonPath(bin)} is not built)`,
+      skipReason: undefined,
+      expect: { plane: 'js', threads: 0 },
+    };
+  }
+  if (expect === undefined || expect.plane === 'js')
+    return {
+      args: dataPlaneArgs('js'),
+      label: 'JS data plane (the event loop relays)',
+      skipReason: undefined,
+      expect,
+    };
+  return {
+    args: dataPlaneArgs('native', expect.threads),
+    label: `native data plane, ${expect.threads} relay thread${expect.threads === 1 ? '' : 's'}`,
+    skipReason: nativeSkipReason(bin),
+    expect,
+  };
+}
+
+/**
+ * turnpike from `bin` (`turnpike`, `turnpike-2t`, `turnpike-js`: this checkout with the native data plane
+ * and one or two relay threads, or the JS one; `turnpike-base`: `--base-bin`, e.g. a worktree of the base
+ * commit, so that a change is measured against its base in one run, rounds alternated).
  */
 function turnpikeTarget(
-  name: 'turnpike' | 'turnpike-base',
+  name: TurnpikeName,
   bin: string | undefined,
   o: TargetOptions,
+  expect: Target['expectPlane'],
 ): Target {
-  const where = bin === undefined ? 'not given (--base-bin)' : relative(o.repoRoot, bin);
+  const where = bin === undefined ? 'not given (--base-bin)' : relative(o.repoRoot, bin) || bin;
+  const plane =
+    bin === undefined
+      ? { args: [], label: '', skipReason: undefined, expect: undefined }
+      : planeChoice(bin, expect, name === 'turnpike-base');
+  const missing =
+    bin === undefined ? '--base-bin not given' : existsSync(bin) ? plane.skipReason : `${bin} missing`;
+  // Two relay threads are the point of turnpike-2t: it is left unpinned like coturn-2t. With one relay
+  // thread the whole process (main thread and relay thread) is pinned to the server CPU, like coturn -m 1.
+  const pinnable = name !== 'turnpike-2t';
   return {
     name,
-    description: `turnpike (${where}), relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
-    pinnable: true,
+    description:
+      `turnpike (${where})${plane.label === '' ? '' : `, ${plane.label}`}` +
+      `${pinnable ? '' : ', unpinned'}, relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
+    pinnable,
     authenticated: true,
     hasMetrics: true,
     readyTimeoutMs: 15_000,
-    skipReason: bin === undefined ? '--base-bin not given' : existsSync(bin) ? undefined : `${bin} missing`,
+    skipReason: missing,
+    ...(plane.expect === undefined ? {} : { expectPlane: plane.expect }),
     launch: (port, metricsPort) =>
       turnpikeLaunch(bin ?? '', port, [
         '--realm',
@@ -157,6 +266,7 @@ function turnpikeTarget(
         '0',
         '--sock-buf-size',
         String(o.sockBufBytes),
+        ...plane.args,
       ]),
   };
 }

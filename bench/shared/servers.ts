@@ -3,7 +3,8 @@
  * both need, to which each benchmark adds its own, and the installed coturn's version for the report.
  */
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 /** A command line to start a server. */
 export interface Launch {
@@ -79,4 +80,42 @@ export function turnpikeLaunch(turnpikeBin: string, port: number, extraArgs: rea
       ...extraArgs,
     ],
   };
+}
+
+/**
+ * Where the turnpike started from `turnpikeBin` (`<root>/bin/turnpike.js`) loads its native data plane
+ * from: `TP_NATIVE_ADDON` when set (the child inherits it), else `<root>/build/Release/turnpike_dataplane.node`
+ * (src/io/native/addon.ts).
+ */
+export function nativeAddonPath(turnpikeBin: string): string {
+  return (
+    process.env['TP_NATIVE_ADDON'] ??
+    join(resolve(dirname(turnpikeBin), '..'), 'build', 'Release', 'turnpike_dataplane.node')
+  );
+}
+
+/** Why turnpike at `turnpikeBin` cannot run its native data plane here, or undefined when it can. */
+export function nativeSkipReason(turnpikeBin: string): string | undefined {
+  if (process.platform !== 'linux') return 'the native data plane is built for Linux only';
+  const addon = nativeAddonPath(turnpikeBin);
+  return existsSync(addon) ? undefined : `native addon not built (${addon} missing; npm run build:native)`;
+}
+
+/**
+ * Whether the turnpike at `turnpikeBin` has the `--data-plane` option (an older build, such as a base
+ * commit measured with --base-bin, may not): asks its `start --help`.
+ */
+export function turnpikeHasDataPlaneOption(turnpikeBin: string): boolean {
+  const r = spawnSync(process.execPath, [turnpikeBin, 'start', '--help'], {
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  return r.status === 0 && r.stdout.includes('--data-plane');
+}
+
+/** turnpike's command-line options for a data plane: native with `threads` relay threads, or js. */
+export function dataPlaneArgs(plane: 'native' | 'js', threads = 1): string[] {
+  return plane === 'js'
+    ? ['--data-plane', 'js']
+    : ['--data-plane', 'native', '--relay-threads', String(threads)];
 }
