@@ -280,6 +280,14 @@ function finish(b: Builder, entries: readonly CoturnEntry[], flags: Set<string>)
       text: 'the 0x keys are MD5(user:realm:password) for the realm coturn used; no realm line was given and turnpike\'s default realm is "turnpike": set realm to the one the keys were made with',
     });
   }
+  // coturn 4.6 binds channels in RFC 5766's 0x4000-0x7FFE, and its clients (turnutils_uclient among
+  // them) may pick numbers above RFC 8656's 0x4FFF: keep them working.
+  b.values.set('rfc5766-channel-numbers', true);
+  b.differences.push({
+    option: '',
+    lines: [],
+    text: 'rfc5766-channel-numbers is set: coturn accepts channel numbers 0x4000-0x7FFE (RFC 5766), and clients made for it (turnutils_uclient among them) may use numbers above the 0x4FFF of RFC 8656, which turnpike accepts otherwise',
+  });
   b.differences.push({
     option: '',
     lines: [],

@@ -22,6 +22,9 @@ const TURNSERVER = '/usr/bin/turnserver';
 const noCoturn =
   !existsSync(DEBIAN_CONF) && !process.env['CI'] ? 'coturn not installed (CI installs it)' : false;
 
+/** Set on every import: coturn's clients may use RFC 5766 channel numbers. */
+const RFC5766 = { 'rfc5766-channel-numbers': true };
+
 function translate(text: string): CoturnImport {
   return translateCoturn(parseCoturnConfig(text), 'test.conf');
 }
@@ -127,6 +130,7 @@ t.test('options become turnpike keys; lists accumulate; the last scalar wins', a
     'alternate-server': ['203.0.113.9:3478'],
     'log-level': 'debug',
     'no-tcp': true,
+    'rfc5766-channel-numbers': true,
   });
   t.ok(configFromObject(r.config), 'the result loads');
   t.ok(r.hasSecrets);
@@ -148,7 +152,7 @@ t.test('options become turnpike keys; lists accumulate; the last scalar wins', a
 t.test('harmless and default-on options are accepted, each with what turnpike does', async (t) => {
   const flags = ['lt-cred-mech', 'fingerprint', 'no-cli', 'no-dtls', 'verbose', 'no-tlsv1', 'no-tlsv1_1'];
   const r = translate(flags.join('\n'));
-  t.same(r.config, {});
+  t.same(r.config, RFC5766);
   t.same(
     r.accepted.map((n) => n.option),
     flags,
@@ -169,7 +173,7 @@ t.test('what has no equivalent is reported with its reason, security settings fl
       'cipher-list="DEFAULT"',
     ].join('\n'),
   );
-  t.same(r.config, {});
+  t.same(r.config, RFC5766);
   t.same(
     r.unsupported.map((n) => [n.option, n.weaker]),
     [
@@ -190,7 +194,7 @@ t.test('what has no equivalent is reported with its reason, security settings fl
 t.test('never an open relay, never a lost deny', async (t) => {
   await t.test('no-auth: TURN stays off', async (t) => {
     const r = translate('no-auth\nrealm=example.org\n');
-    t.same(r.config, { realm: 'example.org' });
+    t.same(r.config, { realm: 'example.org', ...RFC5766 });
     t.match(r.unsupported[0], { option: 'no-auth', text: /never relays without credentials/ });
     t.ok(
       r.differences.some((n) => /refuses TURN/.test(n.text)),
@@ -199,7 +203,7 @@ t.test('never an open relay, never a lost deny', async (t) => {
   });
   await t.test('stun-only: users and secrets are left out', async (t) => {
     const r = translate('stun-only\nuser=alice:pw\nuse-auth-secret\nstatic-auth-secret=s\n');
-    t.same(r.config, {});
+    t.same(r.config, RFC5766);
     t.notOk(r.hasSecrets);
     t.ok(
       r.differences.some(
@@ -390,7 +394,12 @@ t.test('turnpike import-coturn: JSON on stdout or -o, report on stderr, exit 78 
   );
   const r = await run(['import-coturn', conf]);
   t.equal(r.code, 0);
-  t.same(JSON.parse(r.stdout), { 'listening-port': 3479, realm: 'example.org', user: ['alice:wonderland'] });
+  t.same(JSON.parse(r.stdout), {
+    'listening-port': 3479,
+    realm: 'example.org',
+    user: ['alice:wonderland'],
+    ...RFC5766,
+  });
   t.match(r.stderr, /Translated:\n {2}line 1: listening-port -> "listening-port": 3479/);
   t.match(r.stderr, /Accepted, nothing to set:\n {2}line 2: lt-cred-mech/);
   t.match(r.stderr, /No equivalent, not imported:\n {2}line 5: cli-password/);
