@@ -185,7 +185,17 @@ export async function startServer(
     if (udp.length === 0 && tcp.length === 0)
       throw new BindError('no listener enabled (no-udp and no-tcp both set)');
     if (config.prometheus) {
-      metrics = new Metrics({ stats, limiter, turn: () => turn, streams: () => tcp, events, clock });
+      metrics = new Metrics({
+        stats,
+        limiter,
+        turn: () => turn,
+        streams: () => tcp,
+        events,
+        clock,
+        relayPorts: () => relays.portUsage(),
+        ...(certificates === undefined ? {} : { certificateExpiry: () => certificates?.info.validToSec }),
+        ready: () => state.ready && !state.draining,
+      });
       http = new HttpApi(log, config.apiToken);
       registerHealthRoutes(http, metrics, state);
       registerOperatorRoutes(http, { config: () => current, turn, revocations, drain, log });
