@@ -4,17 +4,17 @@
  * /etc/turnserver.conf and every option coturn's example file and `turnserver --help` document.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { type CliIo, main } from '../../src/cli.js';
 import { configFromObject } from '../../src/config/load.js';
 import { compatArgs } from '../../src/coturn/cli-spellings.js';
 import { parseCoturnConfig } from '../../src/coturn/parse.js';
 import { RULES } from '../../src/coturn/rules.js';
 import { type CoturnImport, translateCoturn } from '../../src/coturn/translate.js';
 import { ConfigError } from '../../src/errors.js';
+import { testDir } from '../fixtures/helpers/certificates.js';
+import { runCli } from '../fixtures/helpers/cli.js';
 
 const DEBIAN_CONF = '/etc/turnserver.conf';
 const EXAMPLE_CONF = '/usr/share/doc/coturn/examples/etc/turnserver.conf';
@@ -362,37 +362,14 @@ t.test("coturn's command-line spellings", async (t) => {
   t.same(compatArgs(['--no-udp', '--', '-p']).argv, ['--no-udp', '--', '-p'], 'nothing after --');
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(argv: string[], io: Partial<CliIo> = {}): Promise<Run> {
-  const result: Run = { code: -1, stdout: '', stderr: '' };
-  result.code = await main(argv, {
-    env: {},
-    stdout: (text) => {
-      result.stdout += text;
-    },
-    stderr: (text) => {
-      result.stderr += text;
-    },
-    runDaemon: async () => {},
-    ...io,
-  });
-  return result;
-}
-
 t.test('turnpike import-coturn: JSON on stdout or -o, report on stderr, exit 78 on bad input', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'turnpike-import-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = testDir(t);
   const conf = join(dir, 'turnserver.conf');
   writeFileSync(
     conf,
     'listening-port=3479\nlt-cred-mech\nrealm=example.org\nuser=alice:wonderland\ncli-password=x\n',
   );
-  const r = await run(['import-coturn', conf]);
+  const r = await runCli(['import-coturn', conf]);
   t.equal(r.code, 0);
   t.same(JSON.parse(r.stdout), {
     'listening-port': 3479,
@@ -408,25 +385,25 @@ t.test('turnpike import-coturn: JSON on stdout or -o, report on stderr, exit 78 
   t.notMatch(r.stderr, /wonderland/);
 
   const out = join(dir, 'turnserver.json');
-  const w = await run(['import-coturn', conf, '-o', out]);
+  const w = await runCli(['import-coturn', conf, '-o', out]);
   t.equal(w.code, 0);
   t.equal(w.stdout, '');
   t.equal(statSync(out).mode & 0o777, 0o600, 'holds a password: root only');
-  const checked = await run(['check-config', '-c', out]);
+  const checked = await runCli(['check-config', '-c', out]);
   t.equal(checked.code, 0, 'check-config accepts it');
 
   writeFileSync(conf, 'listening-port=3479\nno-such-option=1\n');
-  const bad = await run(['import-coturn', conf]);
+  const bad = await runCli(['import-coturn', conf]);
   t.equal(bad.code, 78);
   t.match(bad.stderr, /no-such-option: .*line 2/);
   t.equal(bad.stdout, '', 'nothing written');
-  const missing = await run(['import-coturn', join(dir, 'absent.conf')]);
+  const missing = await runCli(['import-coturn', join(dir, 'absent.conf')]);
   t.equal(missing.code, 78);
   t.match(missing.stderr, /cannot read/);
 });
 
 t.test('start and check-config accept coturn spellings and say so', async (t) => {
-  const r = await run([
+  const r = await runCli([
     'check-config',
     '-L',
     '127.0.0.1',
@@ -444,12 +421,7 @@ t.test('start and check-config accept coturn spellings and say so', async (t) =>
   t.equal(printed['realm'], 'example.org');
   t.match(r.stderr, /note: -L is accepted for compatibility with coturn/);
   t.match(r.stderr, /note: --fingerprint is accepted for compatibility with coturn/);
-  const notes: (readonly string[] | undefined)[] = [];
-  const s = await run(['-p', '3479', '-a'], {
-    runDaemon: async (_config, options) => {
-      notes.push(options?.notes);
-    },
-  });
+  const s = await runCli(['-p', '3479', '-a']);
   t.equal(s.code, 0);
-  t.equal(notes[0]?.length, 2, 'the daemon gets the notes to log at start');
+  t.equal(s.startOptions[0]?.notes?.length, 2, 'the daemon gets the notes to log at start');
 });

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
-import { freePort, relayRange, startDaemon } from '../fixtures/helpers/daemon.js';
+import { freePort, metricsArgs, relayRange, startDaemon, tlsArgs } from '../fixtures/helpers/daemon.js';
 import { sample, scrape } from '../fixtures/helpers/prometheus.js';
 import { sleep, TurnClient } from '../fixtures/helpers/turn-client.js';
 
@@ -239,15 +239,8 @@ t.test('every metric named by the dashboard and the alerts exists in a live daem
     'example.test',
     '--user',
     'alice:wonderland',
-    '--tls-listening-port',
-    String(tlsPort),
-    '--cert',
-    cert,
-    '--pkey',
-    key,
-    '--prometheus',
-    '--prometheus-port',
-    String(metricsPort),
+    ...tlsArgs({ cert, key }, tlsPort),
+    ...metricsArgs(metricsPort),
     '--min-port',
     String(minPort),
     '--max-port',

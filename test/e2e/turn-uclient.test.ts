@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { assertHealthy, refusalCode } from '../fixtures/helpers/assertions.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
-import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { type Daemon, freePort, metricsArgs, startDaemon, tlsArgs } from '../fixtures/helpers/daemon.js';
 import { sample, scrape, total } from '../fixtures/helpers/prometheus.js';
 import { freeUdpRange, restCredentials, TurnClient } from '../fixtures/helpers/turn-client.js';
 import { PEER, runUclient, startPeer, UCLIENT, type UclientReport } from '../fixtures/helpers/uclient.js';
@@ -101,17 +101,8 @@ t.test('turnutils_uclient through turnpike', { skip }, async (t) => {
     const d = await startTurnpike(t, [
       '--user',
       'alice:wonderland',
-      '--tls-listening-port',
-      String(tlsPort),
-      '--cert',
-      cert,
-      '--pkey',
-      key,
-      '--prometheus',
-      '--prometheus-address',
-      '127.0.0.1',
-      '--prometheus-port',
-      String(metricsPort),
+      ...tlsArgs({ cert, key }, tlsPort),
+      ...metricsArgs(metricsPort),
     ]);
     await startPeer(t, peerPort);
     const counters = async (): Promise<{ toPeer: number; toClient: number; dropped: number }> => {
