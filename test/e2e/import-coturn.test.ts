@@ -13,6 +13,7 @@ import t from 'tap';
 import { assertHealthy } from '../fixtures/helpers/assertions.js';
 import { testDir } from '../fixtures/helpers/certificates.js';
 import { BIN, startDaemon } from '../fixtures/helpers/daemon.js';
+import { logged } from '../fixtures/helpers/daemon-log.js';
 import { freeUdpRange } from '../fixtures/helpers/turn-client.js';
 import { PEER, runUclient, startPeer, UCLIENT } from '../fixtures/helpers/uclient.js';
 
@@ -118,3 +119,22 @@ t.test("import-coturn on coturn's shipped configuration", { skip }, async (t) =>
     });
   }
 });
+
+t.test(
+  "a daemon started with coturn's spellings logs that they are accepted for compatibility",
+  async (t) => {
+    const d = await startDaemon(['-L', '127.0.0.1', '-r', 'example.test', '--lt-cred-mech', '--fingerprint']);
+    t.teardown(() => d.stop());
+    const notes = logged(d.lines, 'accepted for compatibility with coturn') as { note?: string }[];
+    t.same(
+      notes.map((n) => n.note?.split(' ')[0]),
+      ['-L', '-r', '--lt-cred-mech', '--fingerprint'],
+      'one note each, logged at start',
+    );
+    t.match(notes[0]?.note, /it means --listening-ip/);
+    t.ok(
+      d.lines.some((l) => l.includes('"turnpike started"') && l.includes('"address":"127.0.0.1"')),
+      '-L set the listening address',
+    );
+  },
+);
