@@ -281,13 +281,15 @@ function finish(b: Builder, entries: readonly CoturnEntry[], flags: Set<string>)
     });
   }
   // coturn 4.6 binds channels in RFC 5766's 0x4000-0x7FFE, and its clients (turnutils_uclient among
-  // them) may pick numbers above RFC 8656's 0x4FFF: keep them working.
-  b.values.set('rfc5766-channel-numbers', true);
-  b.differences.push({
-    option: '',
-    lines: [],
-    text: 'rfc5766-channel-numbers is set: coturn accepts channel numbers 0x4000-0x7FFE (RFC 5766), and clients made for it (turnutils_uclient among them) may use numbers above the 0x4FFF of RFC 8656, which turnpike accepts otherwise',
-  });
+  // them) may pick numbers above RFC 8656's 0x4FFF: keep them working where TURN is on.
+  if (b.values.has('user') || b.values.get('use-auth-secret') === true) {
+    b.values.set('rfc5766-channel-numbers', true);
+    b.differences.push({
+      option: '',
+      lines: [],
+      text: "rfc5766-channel-numbers is set: coturn accepts channel numbers 0x4000-0x7FFE (RFC 5766), and clients made for it (turnutils_uclient among them) may use numbers above 0x4FFF, the top of RFC 8656's range and of turnpike's by default",
+    });
+  }
   b.differences.push({
     option: '',
     lines: [],
