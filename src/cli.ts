@@ -7,13 +7,16 @@
  *                                     print ICE servers with TURN REST credentials (as GET /ice-servers)
  *   turnpike probe <uri> [--user U --password P | --secret S [--userid X]] [--json]
  *                                     check a STUN/TURN server end to end (exit 0 when every step passes)
+ *   turnpike import-coturn <turnserver.conf> [-o <file>]
+ *                                     translate a coturn configuration into turnpike JSON (report on stderr)
  *
- * start, check-config and credentials take `-c, --config <file>` and one option per configuration key, named as the key.
+ * start, check-config and credentials take `-c, --config <file>` and one option per configuration key, named as the key,
+ * and coturn's spellings -L, -p, -r, --lt-cred-mech and --fingerprint (noted at start; `compatArgs`).
  * Only options actually given override the file and the environment. Exit codes: 0; 78 (EX_CONFIG) for
  * any configuration or command-line error, so systemd's `RestartPreventExitStatus=78` stops a restart
  * loop; 1 for anything else. `bin/turnpike.js` calls `main()`; importing this module runs nothing.
  */
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { KEYS, type KeySpec } from './config/keys.js';
@@ -22,6 +25,7 @@ import { checkStartup, configWarnings } from './config/startup-checks.js';
 import type { Config } from './config/types.js';
 import { restPassword } from './core/auth/rest-secret.js';
 import { parseIp } from './core/ip.js';
+import { compatArgs } from './coturn/cli-spellings.js';
 import { checkUserId, iceServers, parseTtl } from './credentials.js';
 import type { DaemonOptions } from './daemon.js';
 import { ConfigError, EXIT_CONFIG, TurnError } from './errors.js';
@@ -100,6 +104,11 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   const stdout = io.stdout ?? ((text: string) => void process.stdout.write(text));
   const stderr = io.stderr ?? ((text: string) => void process.stderr.write(text));
   let exitCode = 0;
+  /** Notes about coturn spellings accepted on the command line (see `compatArgs`). */
+  const compatNotes: string[] = [];
+  const printNotes = (): void => {
+    for (const note of compatNotes) stderr(`turnpike: note: ${note}\n`);
+  };
 
   const load = (command: Command, options: readonly KeyOption[]): Config => {
     const file = command.getOptionValue('config') as string | undefined;
@@ -142,6 +151,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     await runDaemon(config, {
       reload: () => load(start, startOptions),
       warnings: configWarnings(config),
+      notes: compatNotes,
     });
   });
 
@@ -151,6 +161,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     .allowExcessArguments(false);
   const checkOptions = withConfigOptions(check);
   check.action(() => {
+    printNotes();
     const config = load(check, checkOptions);
     checkStartup(config);
     for (const warning of configWarnings(config)) stderr(`turnpike: warning: ${warning}\n`);
@@ -168,6 +179,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     .allowExcessArguments(false);
   const credentialOptions = withConfigOptions(credentials);
   credentials.action(() => {
+    printNotes();
     const config = load(credentials, credentialOptions);
     const o = credentials.opts<{ userid?: string; ttl: string; transport?: string }>();
     const r = iceServers(config, {
@@ -178,6 +190,26 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     });
     if (!r.ok) credentials.error(`turnpike credentials: ${r.error}`, { exitCode: EXIT_CONFIG });
     else stdout(JSON.stringify(r.value, null, 2) + '\n');
+  });
+
+  const importCoturn = program
+    .command('import-coturn')
+    .description(
+      'translate a coturn turnserver.conf into a turnpike JSON configuration; the report (what was translated, what turnpike does differently, what has no equivalent) goes to stderr',
+    )
+    .argument('<turnserver.conf>', "coturn's configuration file")
+    .option(
+      '-o, --output <file>',
+      'write the JSON configuration here (0600 when it holds secrets) instead of stdout',
+    )
+    .allowExcessArguments(false);
+  importCoturn.action(async (file: string) => {
+    const o = importCoturn.opts<{ output?: string }>();
+    const { importCoturnFile } = await import('./coturn/import-file.js');
+    const { json, report, hasSecrets } = importCoturnFile(file, o.output ?? 'stdout');
+    if (o.output === undefined) stdout(json);
+    else writeOutput(o.output, json, hasSecrets ? 0o600 : 0o644);
+    stderr(report);
   });
 
   const probe = program
@@ -261,12 +293,33 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     return EXIT_CONFIG;
   }
 
+  // coturn's spellings (-L, -p, -r, --lt-cred-mech, --fingerprint) for the commands that take the
+  // configuration options; each one used is noted at start.
+  const named = first !== undefined && commands.includes(first);
+  const command = named ? first : 'start';
+  let args = [...argv];
+  if (command === 'start' || command === 'check-config' || command === 'credentials') {
+    const compat = compatArgs(argv.slice(named ? 1 : 0));
+    args = named ? [first, ...compat.argv] : compat.argv;
+    compatNotes.push(...compat.notes);
+  }
+
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(args, { from: 'user' });
   } catch (error) {
     exitCode = exitCodeFor(error, stderr);
   }
   return exitCode;
+}
+
+/** Writes `text` to `path` with `mode` (also when the file existed with another mode). */
+function writeOutput(path: string, text: string, mode: number): void {
+  try {
+    writeFileSync(path, text, { mode });
+    chmodSync(path, mode);
+  } catch (error) {
+    throw new ConfigError('output', `cannot write ${path}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 function exitCodeFor(error: unknown, stderr: (text: string) => void): number {

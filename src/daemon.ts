@@ -29,11 +29,14 @@ export interface DaemonOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Settings that have no effect (`configWarnings`), logged at warn once the logger exists. */
   readonly warnings?: readonly string[];
+  /** coturn spellings accepted on the command line (`compatArgs`), logged at info once the logger exists. */
+  readonly notes?: readonly string[];
 }
 
 export async function runDaemon(config: Config, options: DaemonOptions = {}): Promise<void> {
   const log = options.log ?? createLogger(config.logLevel, 1, config.logFormat);
   for (const warning of options.warnings ?? []) log.warn({ warning }, 'configuration warning');
+  for (const note of options.notes ?? []) log.info({ note }, 'accepted for compatibility with coturn');
   installFatalHandlers(log);
   const systemd = new SystemdNotifier(options.env ?? process.env, log);
   let server: TurnpikeServer;

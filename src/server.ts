@@ -235,6 +235,9 @@ export async function startServer(
         events,
         clock,
         dataPlane: { plane: native === undefined ? 'js' : 'native', native },
+        relayPorts: () => relays.portUsage(),
+        ...(certificates === undefined ? {} : { certificateExpiry: () => certificates?.info.validToSec }),
+        ready: () => state.ready && !state.draining,
       });
       http = new HttpApi(log, config.apiToken);
       registerHealthRoutes(http, metrics, state);

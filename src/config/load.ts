@@ -71,13 +71,23 @@ export function readConfigFile(file: string): Partial<Config> {
     // V8 quotes a piece of the file in some messages; drop it, the file may hold secrets.
     const reason = (error as Error).message
       .replace(/ in JSON at position \d+.*$/s, '')
-      .replace(/, ".*" is not valid JSON$/s, '');
+      .replace(/, ".*"(\.\.\.)? is not valid JSON$/s, '');
     const at =
       locateJsonError(text) ?? Number(/at position (\d+)/.exec((error as Error).message)?.[1] ?? text.length);
     const { line, column } = lineAndColumn(text, at);
-    throw new ConfigError('config', `${file}: invalid JSON at line ${line}, column ${column}: ${reason}`, {
-      cause: error,
-    });
+    // A coturn turnserver.conf (key=value lines) given where JSON is expected: say what to do.
+    const coturn = /^\s*(#|--?[a-z][\w-]*(\s*=|\s*$)|[a-z][\w-]*(\s*=|\s*$))/m.test(
+      text.trimStart().split('\n')[0] ?? '',
+    )
+      ? `; this looks like a coturn turnserver.conf: translate it with 'turnpike import-coturn ${file} -o turnserver.json'`
+      : '';
+    throw new ConfigError(
+      'config',
+      `${file}: invalid JSON at line ${line}, column ${column}: ${reason}${coturn}`,
+      {
+        cause: error,
+      },
+    );
   }
   return validateEntries(raw, file);
 }

@@ -16,6 +16,8 @@ import type { Logger } from '../log.js';
 export interface CertificateInfo {
   readonly subject: string;
   readonly validTo: string;
+  /** The end of validity as Unix seconds (for the expiry metric). */
+  readonly validToSec: number;
   readonly fingerprint256: string;
 }
 
@@ -76,7 +78,12 @@ export function loadCertificatePair(certPath: string, keyPath: string): LoadedCe
   }
   return {
     context,
-    info: { subject: x509.subject, validTo: x509.validTo, fingerprint256: x509.fingerprint256 },
+    info: {
+      subject: x509.subject,
+      validTo: x509.validTo,
+      validToSec: Math.floor(Date.parse(x509.validTo) / 1000),
+      fingerprint256: x509.fingerprint256,
+    },
   };
 }
 

@@ -416,6 +416,21 @@ export class RelayPool implements RelayAllocator {
     }
   }
 
+  /**
+   * Relay ports per address family: how many the min-port..max-port range gives over all relay
+   * addresses of the family, and how many are free (not in use, reserved, or held by another process).
+   */
+  portUsage(): { family: 4 | 6; capacity: number; free: number }[] {
+    const span = this.maxPort - this.minPort + 1;
+    const out: { family: 4 | 6; capacity: number; free: number }[] = [];
+    for (const family of [4, 6] as const) {
+      const pools = this.pools.filter((p) => p.address.family === family);
+      if (pools.length === 0) continue;
+      out.push({ family, capacity: span * pools.length, free: pools.reduce((n, p) => n + p.free, 0) });
+    }
+    return out;
+  }
+
   /** Closes the sockets holding reserved ports (shutdown). */
   closeReservations(): void {
     for (const r of this.reservations.values()) {

@@ -24,6 +24,12 @@ export interface MetricsSources {
   readonly clock?: Clock;
   /** The data plane relaying UDP clients; the native one's thread counters are read per scrape. */
   readonly dataPlane?: { readonly plane: 'native' | 'js'; readonly native: NativeDataPlane | undefined };
+  /** Relay ports per family (`RelayPool.portUsage`). */
+  readonly relayPorts?: () => readonly { family: 4 | 6; capacity: number; free: number }[];
+  /** End of validity (Unix seconds) of the TLS certificate in use; omitted without TLS (no series). */
+  readonly certificateExpiry?: () => number | undefined;
+  /** Whether /readyz answers 200 (listening, not draining). */
+  readonly ready?: () => boolean;
 }
 
 export class Metrics {
@@ -122,6 +128,55 @@ export class Metrics {
           this.inc({ transport: l.options.tls ? 'tls' : 'tcp' }, l.connectionCount);
       },
     });
+    const { relayPorts, certificateExpiry, ready } = sources;
+    if (relayPorts !== undefined) {
+      const familyGauge = (
+        name: string,
+        help: string,
+        read: (u: { capacity: number; free: number }) => number,
+      ) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['family'],
+          registers: [r],
+          collect() {
+            this.reset();
+            for (const u of relayPorts()) this.set({ family: u.family === 4 ? 'ipv4' : 'ipv6' }, read(u));
+          },
+        });
+      familyGauge(
+        'turn_relay_ports_capacity',
+        'Relay ports the min-port..max-port range gives, over all relay addresses of the family.',
+        (u) => u.capacity,
+      );
+      familyGauge(
+        'turn_relay_ports_used',
+        'Relay ports not free: bound to allocations, reserved (EVEN-PORT), or found held by another process.',
+        (u) => u.capacity - u.free,
+      );
+    }
+    if (certificateExpiry !== undefined) {
+      new Gauge({
+        name: 'turn_tls_certificate_expiry_timestamp_seconds',
+        help: 'End of validity (notAfter, Unix seconds) of the TLS certificate in use; follows reloads. Absent without TLS.',
+        registers: [r],
+        collect() {
+          const expiry = certificateExpiry();
+          if (expiry !== undefined) this.set(expiry);
+        },
+      });
+    }
+    if (ready !== undefined) {
+      new Gauge({
+        name: 'turn_ready',
+        help: '1 when the server is ready (listening, not draining: /readyz answers 200), else 0.',
+        registers: [r],
+        collect() {
+          this.set(ready() ? 1 : 0);
+        },
+      });
+    }
     counter('turn_allocations_created_total', 'Allocations created.', () => stats.allocationsCreated);
     labeledCounter(
       'turn_allocations_deleted_total',

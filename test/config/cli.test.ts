@@ -1,37 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { type CliIo, main } from '../../src/cli.js';
 import { defaults } from '../../src/config/schema.js';
-import type { Config } from '../../src/config/types.js';
 import { BindError, ConfigError } from '../../src/errors.js';
 import { makeCertificate } from '../fixtures/helpers/certificates.js';
+import { runCli } from '../fixtures/helpers/cli.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Configs the daemon was started with. */
-  started: Config[];
-}
-
-async function run(argv: string[], io: Partial<CliIo> = {}): Promise<Run> {
-  const result: Run = { code: -1, stdout: '', stderr: '', started: [] };
-  result.code = await main(argv, {
-    env: {},
-    stdout: (text) => {
-      result.stdout += text;
-    },
-    stderr: (text) => {
-      result.stderr += text;
-    },
-    runDaemon: async (config) => {
-      result.started.push(config);
-    },
-    ...io,
-  });
-  return result;
-}
+const run = runCli;
 
 t.test('check-config prints the effective configuration, redacted', async (t) => {
   const r = await run([
@@ -341,7 +316,7 @@ t.test('an unknown command is named as such', async (t) => {
     t.equal(r.code, 78, word);
     t.equal(
       r.stderr,
-      `turnpike: unknown command '${word}' (commands: start, check-config, credentials, probe; see turnpike --help)\n`,
+      `turnpike: unknown command '${word}' (commands: start, check-config, credentials, import-coturn, probe; see turnpike --help)\n`,
     );
     t.equal(r.stdout, '');
     t.same(r.started, []);
