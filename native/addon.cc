@@ -457,13 +457,35 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     workers_[owner_[id]]->post(op);
   }
 
-  /* permission(id, peerAddress, expiresAtSec, portSensitive) */
+  /* permission(id, peerAddress, expiresAtSec, lo, hi, deniedPorts[]) */
   Napi::Value SetPermission(const Napi::CallbackInfo &info) {
     Op op{};
     op.type = OP_PERMISSION;
     if (!parse_ip(info[1].ToString().Utf8Value(), &op.permission.ip)) return info.Env().Undefined();
     op.permission.expires_sec = (int64_t)info[2].ToNumber().DoubleValue();
-    op.permission.port_sensitive = info[3].ToBoolean().Value();
+    int lo = info[3].ToNumber().Int32Value();
+    int hi = info[4].ToNumber().Int32Value();
+    if (lo < 0 || hi > 65535) {
+      lo = 1;
+      hi = 0; /* nonsense from JS: allow nothing */
+    }
+    op.permission.lo = (uint16_t)lo;
+    op.permission.hi = (uint16_t)(hi < 0 ? 0 : hi);
+    if (hi < lo) {
+      op.permission.lo = 1;
+      op.permission.hi = 0;
+    }
+    if (info[5].IsArray()) {
+      Napi::Array d = info[5].As<Napi::Array>();
+      if (d.Length() > sizeof op.permission.denied / sizeof op.permission.denied[0]) {
+        op.permission.upcall = true;
+      } else {
+        for (uint32_t i = 0; i < d.Length(); i++) {
+          int port = d.Get(i).ToNumber().Int32Value();
+          if (port >= 0 && port <= 65535) op.permission.denied[op.permission.ndenied++] = (uint16_t)port;
+        }
+      }
+    }
     Post(info[0].ToNumber().Uint32Value(), op);
     return info.Env().Undefined();
   }

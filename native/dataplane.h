@@ -63,9 +63,13 @@ struct Counters {
 struct Permission {
   tp_addr ip; /* port unused */
   int64_t expires_sec;
-  /* The peer policy depends on the port for this IP (one of our own addresses): Send indications
-   * to it go up to JS, which knows the policy. */
-  bool port_sensitive;
+  /* The peer policy for this IP, by port (computed by JS from the policy in force): Send
+   * indications may go to ports lo..hi except the server's own sockets on the IP (`denied`). More
+   * own sockets than fit: Send indications go up to JS, which knows the policy. */
+  uint16_t lo, hi;
+  uint16_t denied[4];
+  uint8_t ndenied;
+  bool upcall;
 };
 
 struct Channel {

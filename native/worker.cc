@@ -188,6 +188,18 @@ static socklen_t to_sockaddr(const tp_addr &a, sockaddr_storage *out) {
   return sizeof *s;
 }
 
+/* Removes the elements matching `drop`, moving the last one into each hole (order does not matter). */
+template <typename T, typename F>
+static void erase_unordered(std::vector<T> &v, F drop) {
+  for (size_t i = 0; i < v.size();)
+    if (drop(v[i])) {
+      v[i] = v.back();
+      v.pop_back();
+    } else {
+      i++;
+    }
+}
+
 static void release(Alloc *a) {
   if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
 }
@@ -346,13 +358,8 @@ void Worker::apply(Op &op) {
           return;
         }
       /* Forget expired ones before growing (the control plane caps the live ones). */
-      for (size_t i = 0; i < ps.size();)
-        if (ps[i].expires_sec <= now_sec_) {
-          ps[i] = ps.back();
-          ps.pop_back();
-        } else {
-          i++;
-        }
+      const int64_t now = now_sec_;
+      erase_unordered(ps, [now](const Permission &p) { return p.expires_sec <= now; });
       ps.push_back(op.permission);
       break;
     }
@@ -361,14 +368,11 @@ void Worker::apply(Op &op) {
       auto &cs = a->channels;
       /* The control plane checked the rules (RFC 8656 §11.2): a binding of the same number or of
        * the same peer is a refresh or an expired one being replaced. */
-      for (size_t i = 0; i < cs.size();)
-        if (cs[i].number == op.channel.number || same_addr(cs[i].peer, op.channel.peer) ||
-            cs[i].expires_sec <= now_sec_) {
-          cs[i] = cs.back();
-          cs.pop_back();
-        } else {
-          i++;
-        }
+      const Channel &ch = op.channel;
+      const int64_t now = now_sec_;
+      erase_unordered(cs, [&ch, now](const Channel &c) {
+        return c.number == ch.number || same_addr(c.peer, ch.peer) || c.expires_sec <= now;
+      });
       cs.push_back(op.channel);
       break;
     }
@@ -584,8 +588,12 @@ void Worker::client_packet(int listener, int fd, uint8_t *buf, size_t len, const
       bump(ST_DROP_NO_PERMISSION);
       return;
     }
-    if (p->port_sensitive) return upcall(listener, buf, len, from);
-    if (peer.port == 0) {
+    if (p->upcall) return upcall(listener, buf, len, from);
+    /* The ports the peer policy allows for this IP (never port 0, never our own sockets). */
+    bool allowed = peer.port != 0 && peer.port >= p->lo && peer.port <= p->hi;
+    for (int k = 0; allowed && k < p->ndenied; k++)
+      if (p->denied[k] == peer.port) allowed = false;
+    if (!allowed) {
       bump(ST_DROP_PEER_POLICY);
       return;
     }

@@ -113,8 +113,8 @@ export async function startServer(
           stats,
           addresses: book,
           addressPairs: relayList,
-          // The policy's verdict on our own addresses depends on the port (own services, relay range).
-          portSensitive: (ip) => book.isOwnRelayAddress(ip) || policy.hasOwnService(ip),
+          // Called once TURN requests arrive, so `turn` (built below with this plane) exists by then.
+          peerRule: (ip) => turn.peerPortRule(ip),
           log,
         })
       : undefined;
@@ -262,6 +262,7 @@ export async function startServer(
       buildAuthenticator(next, nonceSecret, revocations),
       buildPolicy(next, addresses),
     );
+    native?.refreshPeerRules();
     if (turnEnabled(current) !== turnEnabled(next))
       log.info({ turn: turnEnabled(next) }, turnEnabled(next) ? 'TURN enabled' : 'TURN disabled');
     http?.setToken(next.apiToken);

@@ -290,11 +290,12 @@ export class PeerPolicy {
   }
 
   /**
-   * True when one of the server's own sockets is on `address` (plain or disguised IPv4): the verdict
-   * for this IP then depends on the port. Not on the hot path.
+   * The ports of the server's own sockets on `address` (plain or disguised IPv4): the only ports
+   * whose verdict for this IP differs from the others'. Not on the hot path.
    */
-  hasOwnService(address: string): boolean {
+  ownPorts(address: string): number[] {
     const b = this.#scratch;
+    const ports: number[] = [];
     let v4 = -1;
     if (writeIPv4(address, b, 0)) v4 = word(b, 0);
     else if (writeIPv6(address, b, 0)) {
@@ -303,13 +304,14 @@ export class PeerPolicy {
       if (v4 < 0) {
         const own = this.#own6;
         for (let i = 0; i < own.length; i += 5)
-          if (own[i] === w0 && own[i + 1] === w1 && own[i + 2] === w2 && own[i + 3] === w3) return true;
-        return false;
+          if (own[i] === w0 && own[i + 1] === w1 && own[i + 2] === w2 && own[i + 3] === w3)
+            ports.push(own[i + 4]!);
+        return ports;
       }
-    } else return false;
+    } else return ports;
     const own = this.#own4;
-    for (let i = 0; i < own.length; i += 2) if (own[i] === v4) return true;
-    return false;
+    for (let i = 0; i < own.length; i += 2) if (own[i] === v4) ports.push(own[i + 1]!);
+    return ports;
   }
 
   isAllowed(address: string, port: number): boolean {

@@ -71,26 +71,47 @@ type Held =
   | { readonly socket: Socket; readonly fd?: undefined }
   | { readonly socket?: undefined; readonly fd: number };
 
-class NativeUdpRelay implements RelayHandle {
+/** A relay port of the pool: its address and port, and giving the port back exactly once. */
+abstract class PooledRelay implements RelayHandle {
   readonly family: 4 | 6;
   readonly localAddress: string;
   readonly port: number;
   readonly advertisedAddress: string;
-  readonly nativeFd: number;
   private readonly pool: AddressPool;
   private readonly owner: RelayPool;
-  private readonly sockets: NativeRelaySockets;
-  private closed = false;
-  private handedOver = false;
+  protected closed = false;
 
-  constructor(pool: AddressPool, port: number, fd: number, owner: RelayPool, sockets: NativeRelaySockets) {
+  constructor(pool: AddressPool, port: number, owner: RelayPool) {
     this.family = pool.address.family;
     this.localAddress = pool.address.local;
     this.advertisedAddress = pool.address.advertised;
     this.port = port;
-    this.nativeFd = fd;
     this.pool = pool;
     this.owner = owner;
+  }
+
+  abstract send(data: Buffer, port: number, address: string): void;
+
+  /** Closes the socket (`closeSocket`) and returns the port to the pool; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeSocket();
+    this.owner.active--;
+    this.owner.release(this.pool, this.port);
+  }
+
+  protected abstract closeSocket(): void;
+}
+
+class NativeUdpRelay extends PooledRelay {
+  readonly nativeFd: number;
+  private readonly sockets: NativeRelaySockets;
+  private handedOver = false;
+
+  constructor(pool: AddressPool, port: number, fd: number, owner: RelayPool, sockets: NativeRelaySockets) {
+    super(pool, port, owner);
+    this.nativeFd = fd;
     this.sockets = sockets;
   }
 
@@ -102,35 +123,19 @@ class NativeUdpRelay implements RelayHandle {
     if (!this.closed) this.sockets.send(this.nativeFd, data, address, port);
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected closeSocket(): void {
     // Once installed, the owning thread closes the socket when it applies the uninstall (queued
     // before this); closing it here could close a descriptor number already reused.
     if (!this.handedOver) this.sockets.close(this.nativeFd);
-    this.owner.active--;
-    this.owner.release(this.pool, this.port);
   }
 }
 
-class UdpRelay implements RelayHandle {
-  readonly family: 4 | 6;
-  readonly localAddress: string;
-  readonly port: number;
-  readonly advertisedAddress: string;
+class UdpRelay extends PooledRelay {
   readonly socket: Socket;
-  private readonly pool: AddressPool;
-  private readonly owner: RelayPool;
-  private closed = false;
 
   constructor(pool: AddressPool, port: number, socket: Socket, owner: RelayPool) {
-    this.family = pool.address.family;
-    this.localAddress = pool.address.local;
-    this.advertisedAddress = pool.address.advertised;
-    this.port = port;
+    super(pool, port, owner);
     this.socket = socket;
-    this.pool = pool;
-    this.owner = owner;
   }
 
   send(data: Buffer, port: number, address: string): void {
@@ -142,12 +147,8 @@ class UdpRelay implements RelayHandle {
     }
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected closeSocket(): void {
     this.socket.close();
-    this.owner.active--;
-    this.owner.release(this.pool, this.port);
   }
 }
 

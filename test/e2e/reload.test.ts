@@ -14,7 +14,7 @@ import { TURN_DISABLED_REASON } from '../../src/core/turn/service.js';
 import { refusal, refusalCode } from '../fixtures/helpers/assertions.js';
 import { testDir } from '../fixtures/helpers/certificates.js';
 import { BIN, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
-import { sleep, TurnClient } from '../fixtures/helpers/turn-client.js';
+import { sleep, TestPeer, TurnClient } from '../fixtures/helpers/turn-client.js';
 
 const TOKEN = 'reload-test-token-0123456789';
 
@@ -138,4 +138,37 @@ t.test('TURN off without credentials (a 401 that says so), on and off again by S
   d.proc.kill('SIGHUP');
   await reloaded(d.lines, 2);
   t.equal(await tryAllocate(), 401, 'removing the last user disables it again');
+});
+
+t.test('a reload that denies a peer stops Send indications to it at once (either data plane)', async (t) => {
+  const dir = testDir(t, 'turnpike-reload-peer-');
+  const file = join(dir, 'turnpike.json');
+  const base = { realm: 'example.test', user: ['alice:wonderland'], 'listening-ip': ['127.0.0.1'] };
+  writeFileSync(file, JSON.stringify({ ...base, 'allowed-peer-ip': ['127.0.0.1'] }));
+  const d = await startDaemon(['--config', file]);
+  t.teardown(() => d.stop());
+  const peer = await TestPeer.bind('127.0.0.1');
+  t.teardown(() => peer.close());
+  const c = await TurnClient.connect('127.0.0.1', d.port, {
+    username: 'alice',
+    password: 'wonderland',
+    realm: 'example.test',
+  });
+  t.teardown(() => c.close());
+  await c.allocate();
+  await c.createPermission(peer.address);
+  await c.send(peer.address, Buffer.from('before'));
+  t.equal((await peer.next()).data.toString(), 'before', 'relayed while allowed');
+
+  // 127.0.0.1 is loopback: without the allow line the policy denies it again.
+  writeFileSync(file, JSON.stringify(base));
+  d.proc.kill('SIGHUP');
+  await reloaded(d.lines, 1);
+  await c.send(peer.address, Buffer.from('after'));
+  const late = await peer.collect(500);
+  t.same(
+    late.map((p) => p.data.toString()),
+    [],
+    'the permission installed before the reload no longer carries Send indications',
+  );
 });

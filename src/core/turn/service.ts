@@ -61,6 +61,13 @@ export interface TurnServiceDeps {
 }
 
 /** A read-only view of one allocation, for the operator API and metrics. */
+/** Which ports of one peer IP the peer policy allows (`TurnService.peerPortRule`). */
+export interface PeerPortRule {
+  readonly lo: number;
+  readonly hi: number;
+  readonly denied: readonly number[];
+}
+
 export interface AllocationInfo {
   readonly allocation: Allocation;
   readonly counters: AllocationCounters;
@@ -282,6 +289,22 @@ export class TurnService implements TurnState {
       this.allocator.isOwnRelayAddress(address) &&
       (port === undefined || (port >= this.options.minRelayPort && port <= this.options.maxRelayPort))
     );
+  }
+
+  /**
+   * `peerAllowed` for every port of `address` at once, for a data plane that checks ports itself:
+   * allowed are the ports in [lo, hi] other than `denied` (the server's own sockets on that IP).
+   * lo > hi: none. The verdict depends on the port only through those two rules (see peer-policy.ts).
+   */
+  peerPortRule(address: string): PeerPortRule {
+    const denied = this.policy.ownPorts(address);
+    let probe = 1;
+    while (denied.includes(probe)) probe++;
+    const verdict = this.policy.check(address, probe);
+    if (verdict === 'allowed') return { lo: 1, hi: 0xffff, denied };
+    if (verdict === 'denied-default' && this.allocator.isOwnRelayAddress(address))
+      return { lo: this.options.minRelayPort, hi: this.options.maxRelayPort, denied };
+    return { lo: 1, hi: 0, denied };
   }
 
   // ---------------------------------------------------------------------------------------------

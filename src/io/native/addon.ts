@@ -56,7 +56,15 @@ export interface NativeHandle {
     relayFds: number[],
   ): number;
   uninstall(id: number): void;
-  permission(id: number, peerAddress: string, expiresAtSec: number, portSensitive: boolean): void;
+  /** Ports allowed for Send indications to the peer: [lo, hi] except `denied` (lo > hi: none). */
+  permission(
+    id: number,
+    peerAddress: string,
+    expiresAtSec: number,
+    lo: number,
+    hi: number,
+    denied: readonly number[],
+  ): void;
   channel(id: number, number: number, peerAddress: string, peerPort: number, expiresAtSec: number): void;
   counters(id: number, out: Float64Array): boolean;
   threadStats(thread: number, out: Float64Array): boolean;

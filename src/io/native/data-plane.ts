@@ -23,6 +23,7 @@ import type {
   PeerDataSink,
 } from '../../core/turn/forwarding.js';
 import { JsDataPlane } from '../../core/turn/js-data-plane.js';
+import type { PeerPortRule } from '../../core/turn/service.js';
 import type { Logger } from '../../log.js';
 import { type NativeAddon, type NativeHandle, THREAD_STATS, type ThreadStat } from './addon.js';
 
@@ -69,10 +70,10 @@ export interface NativeDataPlaneOptions {
   /** local ↔ advertised relay addresses (1:1 NAT), as the relay pool has them. */
   readonly addressPairs: readonly { readonly local: string; readonly advertised: string }[];
   /**
-   * True when the peer policy's verdict for this IP depends on the port (one of the server's own
-   * addresses): Send indications to it are checked by the control plane.
+   * The ports of a peer IP the peer policy allows, checked by the threads on Send indications as
+   * the control plane checks them (`TurnService.peerPortRule`, the policy in force).
    */
-  readonly portSensitive: (address: string) => boolean;
+  readonly peerRule: (address: string) => PeerPortRule;
   readonly log: Logger;
 }
 
@@ -91,7 +92,7 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   /** The JavaScript plane: streams' allocations, hand-ups, and the control plane's view. */
   readonly js: JsDataPlane;
   private readonly stats: Stats;
-  private readonly portSensitive: (address: string) => boolean;
+  private readonly peerRule: (address: string) => PeerPortRule;
   private readonly ids = new Map<Allocation, number>();
   /** Counters of native allocations after they ended (read by the allocation-ended log line). */
   private readonly ended = new WeakMap<Allocation, AllocationCounters>();
@@ -104,7 +105,7 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
 
   constructor(options: NativeDataPlaneOptions) {
     this.stats = options.stats;
-    this.portSensitive = options.portSensitive;
+    this.peerRule = options.peerRule;
     this.js = new JsDataPlane({ clock: options.clock, stats: options.stats, addresses: options.addresses });
     const log = options.log;
     this.handle = new options.addon.DataPlane(
@@ -173,8 +174,20 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   setPermission(a: Allocation, peerAddress: string, expiresAtSec: number): void {
     this.js.setPermission(a, peerAddress, expiresAtSec);
     const id = this.ids.get(a);
-    if (id !== undefined)
-      this.handle.permission(id, peerAddress, expiresAtSec, this.portSensitive(peerAddress));
+    if (id !== undefined) this.pushPermission(id, peerAddress, expiresAtSec);
+  }
+
+  private pushPermission(id: number, peerAddress: string, expiresAtSec: number): void {
+    const rule = this.peerRule(peerAddress);
+    this.handle.permission(id, peerAddress, expiresAtSec, rule.lo, rule.hi, rule.denied);
+  }
+
+  /** The peer policy changed (reload): every permission the threads hold gets its port rule again. */
+  refreshPeerRules(): void {
+    for (const [a, id] of this.ids) {
+      const state = this.js.inspect(a);
+      if (state !== undefined) for (const [ip, exp] of state.permissions) this.pushPermission(id, ip, exp);
+    }
   }
 
   hasPermission(a: Allocation, peerAddress: string, nowSec: number): boolean {
