@@ -21,7 +21,7 @@ import type { RelayAddress } from './io/relay-pool.js';
 export const DEFAULT_LIFETIME_SEC = 600;
 
 export function turnEnabled(config: Config): boolean {
-  return config.users.length > 0 || config.useAuthSecret;
+  return config.users.length > 0 || config.useAuthSecret || config.redisUrl !== undefined;
 }
 
 const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
