@@ -24,7 +24,10 @@ import { JsDataPlane } from './core/turn/js-data-plane.js';
 import { TurnService } from './core/turn/service.js';
 import { RevocationList } from './credentials.js';
 import { BindError } from './errors.js';
-import { registerOperatorRoutes } from './http/operator-api.js';
+import { defaultFleetAddress, Fleet } from './fleet/fleet.js';
+import { registerFleetMetrics } from './fleet/metrics.js';
+import { registerFleetRoutes } from './http/fleet-api.js';
+import { disconnectRestUser, registerOperatorRoutes } from './http/operator-api.js';
 import { registerHealthRoutes } from './http/routes.js';
 import { HttpApi } from './http/server.js';
 import { CertificateStore } from './io/certificates.js';
@@ -105,11 +108,32 @@ export async function startServer(
     clock,
     log,
   });
+  let current = config;
+  // Fleet mode (redis-url): shared users, quotas, revocations, registry, usage (src/fleet/).
+  const fleet =
+    config.redisUrl === undefined
+      ? undefined
+      : new Fleet({
+          config: () => current,
+          stats,
+          plane,
+          events,
+          revocations,
+          clock,
+          log,
+          turn: () => turn,
+          disconnect: (userId) => disconnectRestUser(turn, userId),
+          defaultAddress: defaultFleetAddress(
+            config,
+            addresses,
+            relayList.map((r) => r.advertised),
+          ),
+        });
   // The TURN side always exists, so adding the first user or secret on SIGHUP switches TURN on
   // live (relay sockets are only bound per allocation).
-  const turn = new TurnService({
+  const turn: TurnService = new TurnService({
     options: turnOptions(config),
-    auth: buildAuthenticator(config, nonceSecret, revocations),
+    auth: buildAuthenticator(config, nonceSecret, revocations, fleet?.userdb),
     policy: buildPolicy(config, addresses),
     allocator: relays,
     plane,
@@ -117,6 +141,7 @@ export async function startServer(
     stats,
     clock,
     events,
+    ...(fleet === undefined ? {} : { admission: fleet }),
   });
   const core = new StunCore({
     options: stunOptions(config),
@@ -149,7 +174,6 @@ export async function startServer(
     certificates.watch();
   }
   let http: HttpApi | undefined;
-  let current = config;
   const closeAll = async (): Promise<void> => {
     state.ready = false;
     await http?.close();
@@ -157,6 +181,7 @@ export async function startServer(
     clearInterval(sweepTimer);
     turn.closeAll('shutdown');
     relays.closeReservations();
+    await fleet?.close();
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
   };
   const drain = (): void => {
@@ -184,11 +209,23 @@ export async function startServer(
     }
     if (udp.length === 0 && tcp.length === 0)
       throw new BindError('no listener enabled (no-udp and no-tcp both set)');
+    await fleet?.start();
     if (config.prometheus) {
       metrics = new Metrics({ stats, limiter, turn: () => turn, streams: () => tcp, events, clock });
       http = new HttpApi(log, config.apiToken);
-      registerHealthRoutes(http, metrics, state);
-      registerOperatorRoutes(http, { config: () => current, turn, revocations, drain, log });
+      registerHealthRoutes(http, metrics, state, () => fleet?.notReady());
+      registerOperatorRoutes(http, {
+        config: () => current,
+        turn,
+        revocations,
+        fleet: fleet?.revocations,
+        drain,
+        log,
+      });
+      if (fleet !== undefined) {
+        registerFleetMetrics(metrics.registry, fleet);
+        registerFleetRoutes(http, fleet);
+      }
       await http.listen(config.prometheusAddress, config.prometheusPort);
     }
   } catch (err) {
@@ -205,7 +242,7 @@ export async function startServer(
     // TURN on or off (first user or secret added, last one removed) applies live, like any user change.
     turn.reconfigure(
       turnOptions(next),
-      buildAuthenticator(next, nonceSecret, revocations),
+      buildAuthenticator(next, nonceSecret, revocations, fleet?.userdb),
       buildPolicy(next, addresses),
     );
     if (turnEnabled(current) !== turnEnabled(next))

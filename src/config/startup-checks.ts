@@ -30,7 +30,8 @@ export function isTlsOn(config: Config): boolean {
 
 /** TURN (Allocate and the rest) is served only with users or REST credentials. */
 function isTurnOn(config: Config): boolean {
-  return config.users.length > 0 || config.useAuthSecret;
+  // With redis-url, users may come from the Redis user database.
+  return config.users.length > 0 || config.useAuthSecret || config.redisUrl !== undefined;
 }
 
 /** Any TCP or TLS listener. */
@@ -208,7 +209,7 @@ export function configWarnings(config: Config): string[] {
 
   if (!isTurnOn(config)) {
     for (const key of TURN_KEYS) {
-      if (isSet(config, key)) warn(key, 'TURN is off (no user and no use-auth-secret)');
+      if (isSet(config, key)) warn(key, 'TURN is off (no user, no use-auth-secret and no redis-url)');
     }
   }
   if (isSet(config, 'static-auth-secret') && !config.useAuthSecret) {

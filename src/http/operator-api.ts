@@ -47,6 +47,8 @@ export interface OperatorDeps {
   /** Starts a drain (the server's `drain()`). */
   readonly drain: () => void;
   readonly revocations: RevocationList;
+  /** Fleet mode: revocations are shared with every node. */
+  readonly fleet?: FleetRevocationSink | undefined;
   readonly log: Logger;
   /** Clock, ms (tests pin it). */
   readonly nowMs?: () => number;
@@ -60,8 +62,15 @@ export interface OperatorContext {
   readonly config: () => Config;
   readonly turn: TurnService;
   readonly revocations: RevocationList;
+  readonly fleet?: FleetRevocationSink | undefined;
   readonly drain: () => void;
   readonly log: Logger;
+}
+
+/** Where fleet mode hears of revocations made through this node's API (to tell the other nodes). */
+export interface FleetRevocationSink {
+  revoke(userid: string, until: number): void;
+  unrevoke(userid: string): void;
 }
 
 /** Registers the operator routes on `http`; `revocations` is the list the authenticator consults. */
@@ -72,6 +81,7 @@ export function registerOperatorRoutes(http: HttpApi, ctx: OperatorContext): voi
     turn: () => turn,
     drain: ctx.drain,
     revocations: ctx.revocations,
+    fleet: ctx.fleet,
     log: ctx.log.child({ component: 'operator-api' }),
   });
 }
@@ -143,6 +153,11 @@ export function describeAllocation(live: LiveAllocation, nowSec: number): Alloca
     permissions: live.permissions,
     channels: live.channels,
   };
+}
+
+/** Deletes the REST allocations of user id `userid` (a revocation; a static user of that name stays). */
+export function disconnectRestUser(service: TurnService | undefined, userid: string): number {
+  return disconnect(service, (a) => a.userId === userid && parseRestUsername(a.username) !== undefined);
 }
 
 /** Deletes the allocations `match` selects (reason 'admin'); returns how many. */
@@ -236,10 +251,8 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
         return error(503, `the revocation list is full (${deps.revocations.maxEntries} entries in force)`);
       }
       // REST allocations of that id only: a static user of the same name is not revoked.
-      const n = disconnect(
-        deps.turn(),
-        (a) => a.userId === userid && parseRestUsername(a.username) !== undefined,
-      );
+      const n = disconnectRestUser(deps.turn(), userid);
+      deps.fleet?.revoke(userid, until);
       deps.log.info({ userid, until, allocations: n }, 'admin: revoked REST user id');
       return json(200, { userid, until, disconnected: n });
     },
@@ -254,6 +267,7 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
       if (!parsed.ok) return parsed.reply;
       const userid = parsed.value.name;
       const lifted = deps.revocations.lift(userid);
+      deps.fleet?.unrevoke(userid);
       deps.log.info({ userid, lifted }, 'admin: lifted revocation');
       return json(200, { userid, lifted });
     },

@@ -137,7 +137,7 @@ t.test('the certificate is loaded as the TLS listener loads it', async (t) => {
 
 t.test('warnings: each setting that changes nothing, worded "<key> has no effect: <why>"', async (t) => {
   t.same(configWarnings(config()), [], 'defaults');
-  const turnOff = 'TURN is off (no user and no use-auth-secret)';
+  const turnOff = 'TURN is off (no user, no use-auth-secret and no redis-url)';
   const httpOff = 'the HTTP listener is off (prometheus is not set)';
   const cases: [Partial<Config>, string[]][] = [
     [
