@@ -20,7 +20,7 @@
 import { formatIp, parseIp } from '../core/ip.js';
 import { ConfigError } from '../errors.js';
 import { loadCertificatePair } from '../io/certificates.js';
-import { keySpec } from './keys.js';
+import { KEYS, keySpec } from './keys.js';
 import type { Config } from './types.js';
 
 /** TLS listens only with both files and without `no-tls`. */
@@ -231,6 +231,18 @@ export function configWarnings(config: Config): string[] {
         'public-host',
         'it is used only in /ice-servers answers, which need api-token and use-auth-secret',
       );
+    }
+  }
+
+  if (config.redisUrl === undefined) {
+    for (const spec of KEYS) {
+      if (
+        spec.name.startsWith('fleet-') ||
+        (spec.name.startsWith('redis-') && spec.name !== 'redis-url') ||
+        spec.name === 'node-id'
+      ) {
+        if (isSet(config, spec.name)) warn(spec.name, 'fleet mode is off (redis-url is not set)');
+      }
     }
   }
 
