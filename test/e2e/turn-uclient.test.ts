@@ -10,110 +10,26 @@
  *
  * uclient sends RTP to the peer port Q and RTCP to Q + 1; turnutils_peer listens on both.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { assertHealthy, refusalCode } from '../fixtures/helpers/assertions.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { sample, scrape, total } from '../fixtures/helpers/prometheus.js';
-import {
-  freeUdpRange,
-  restCredentials,
-  sleep,
-  TestPeer,
-  TurnClient,
-} from '../fixtures/helpers/turn-client.js';
+import { freeUdpRange, restCredentials, TurnClient } from '../fixtures/helpers/turn-client.js';
+import { runUclient, startPeer, type UclientReport, uclientSkip } from '../fixtures/helpers/uclient.js';
 
-const UCLIENT = '/usr/bin/turnutils_uclient';
-const PEER = '/usr/bin/turnutils_peer';
 const CLIENTS = 10;
 const MESSAGES = 100;
-const RUN_TIMEOUT_MS = 60_000;
 const SECRET = 'rest-secret-for-tests';
 const REALM = 'example.test';
 
-const skip =
-  (!existsSync(UCLIENT) || !existsSync(PEER)) && !process.env['CI']
-    ? 'coturn not installed (CI installs it)'
-    : false;
+const skip = uclientSkip;
 
 const MODES = [
   { name: 'ChannelData', flags: [] as string[] },
   { name: 'Send indications', flags: ['-s'] },
   { name: 'client to client', flags: ['-y'] },
 ] as const;
-
-interface UclientReport {
-  durationMs: number;
-  exitCode: number | string;
-  output: string;
-  sent: number;
-  received: number;
-  lost: number;
-  rtt: { avg: number; min: number; max: number } | undefined;
-  jitterAvg: number | undefined;
-}
-
-function parseReport(exitCode: number | string, output: string, durationMs: number): UclientReport {
-  // The last "tot_send_msgs=…, tot_recv_msgs=…" is the total (earlier ones are progress lines).
-  const totals = [...output.matchAll(/tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/g)].at(-1);
-  const lost = /Total lost packets (\d+)/.exec(output);
-  const rtt = /Average round trip delay ([\d.]+) ms; min = (\d+) ms, max = (\d+) ms/.exec(output);
-  const jitter = /Average jitter ([\d.]+) ms/.exec(output);
-  return {
-    durationMs,
-    exitCode,
-    output,
-    sent: totals ? Number(totals[1]) : -1,
-    received: totals ? Number(totals[2]) : -1,
-    lost: lost ? Number(lost[1]) : -1,
-    rtt: rtt ? { avg: Number(rtt[1]), min: Number(rtt[2]), max: Number(rtt[3]) } : undefined,
-    jitterAvg: jitter ? Number(jitter[1]) : undefined,
-  };
-}
-
-/** Runs uclient to completion (killed by execFile after RUN_TIMEOUT_MS); uclient logs to stderr. */
-function runUclient(args: string[]): Promise<UclientReport> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(
-      UCLIENT,
-      args,
-      { timeout: RUN_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        const e = err as (Error & { code?: number | string; signal?: string }) | null;
-        const code = e === null ? 0 : (e.signal ?? e.code ?? -1);
-        resolve(parseReport(code, `${stdout}${stderr}`, Date.now() - started));
-      },
-    );
-  });
-}
-
-/** Starts turnutils_peer on 127.0.0.1:port (and port + 1) and waits until both echo. */
-async function startPeer(t: Test, port: number): Promise<ChildProcess> {
-  const proc = spawn(PEER, ['-L', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  t.teardown(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    await exited;
-  });
-  const probe = await TestPeer.bind('127.0.0.1');
-  try {
-    for (const p of [port, port + 1]) {
-      for (let attempt = 0; ; attempt++) {
-        if (attempt === 50) throw new Error(`turnutils_peer not answering on ${p}`);
-        await probe.send(Buffer.from('ping'), { address: '127.0.0.1', port: p });
-        const echo = await probe.next(100).catch(() => undefined);
-        if (echo !== undefined && echo.from.port === p) break;
-        await sleep(50);
-      }
-    }
-  } finally {
-    await probe.close();
-  }
-  return proc;
-}
 
 async function startTurnpike(t: Test, auth: string[]): Promise<Daemon> {
   const d = await startDaemon([
