@@ -2,6 +2,7 @@
  * Operator endpoints of the HTTP listener, all behind the bearer token (`api-token`):
  *
  *   GET  /ice-servers?userid=…&ttl=…&transport=…   RTCConfiguration with TURN REST credentials
+ *        &tag=…                                    a tag in the username, for usage records
  *        &format=rest                              the same credential and TURN URLs as the TURN
  *                                                  REST API draft's {username, password, ttl, uris}
  *   GET  /admin/allocations                        live allocations, with counters
@@ -189,6 +190,7 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
         deps.config(),
         {
           userid: q.get('userid') ?? undefined,
+          tag: q.get('tag') ?? undefined,
           ttl: q.get('ttl') ?? undefined,
           transports: q.getAll('transport').join(','),
           nowSec: nowSec(),

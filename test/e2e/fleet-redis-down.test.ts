@@ -33,7 +33,8 @@ t.test('Redis down and back', { skip: redisSkip }, async (t) => {
   // A live allocation relaying to a peer.
   const peer = await TestPeer.bind('127.0.0.1');
   t.teardown(() => peer.close());
-  const talker = await a.client(restCredentials(FLEET_SECRET, 'talker', 600));
+  // A REST username with a tag after '#' (the application's call id): in the usage record, not the quota key.
+  const talker = await a.client(restCredentials(FLEET_SECRET, 'talker#call-42', 600));
   const alloc = await talker.allocate();
   const relay = { address: alloc.relayed.address, port: alloc.relayed.port };
   await talker.createPermission(peer.address);
@@ -120,7 +121,8 @@ t.test('Redis down and back', { skip: redisSkip }, async (t) => {
   t.match(talked, {
     kind: 'stop',
     reason: 'refreshed-to-zero',
-    user: /^\d+:talker$/,
+    user: /^\d+:talker#call-42$/,
+    tag: 'call-42',
     transport: 'udp',
     client: /^127\.0\.0\.1:\d+$/,
     relay: `127.0.0.1:${relay.port}`,
