@@ -222,6 +222,7 @@ export const RATIO_PAIRS: readonly (readonly [TargetName, TargetName])[] = [
   ['turnpike', 'coturn'],
   ['turnpike', 'forwarder'],
   ['turnpike', 'coturn-mt'],
+  ['turnpike-fleet', 'turnpike'],
 ];
 
 export function summarizeMetrics(
@@ -348,6 +349,20 @@ export function evaluateTargets(s: readonly MetricSummary[]): TargetCheck[] {
       'the same work as the rate above, measured on the server: the view that holds when the tool limits the rate',
     ),
     check(
+      'allocation setup rate in fleet mode: turnpike-fleet/turnpike',
+      ratioOf(s, 'setup', 'turnpike-fleet/turnpike'),
+      '>= 0.8',
+      (v) => v >= 0.8,
+      'fleet mode adds a Redis round trip (quota admission) to every Allocate and a lease removal to every release',
+    ),
+    check(
+      'CPU per relayed packet in fleet mode: turnpike-fleet/turnpike',
+      ratioOf(s, 'cpu-per-packet', 'turnpike-fleet/turnpike'),
+      '<= 1.1',
+      (v) => v <= 1.1,
+      'the relay path does not change in fleet mode',
+    ),
+    check(
       'latency p99 (50 × 50 pps × 160 B): turnpike/forwarder',
       p99t === undefined || p99f === undefined || p99f === 0 ? undefined : p99t / p99f,
       '<= 1.2',
@@ -366,6 +381,7 @@ const TARGET_LABELS: Record<TargetName, string> = {
   forwarder: 'forwarder',
   turnpike: 'turnpike',
   'turnpike-base': 'turnpike (base)',
+  'turnpike-fleet': 'turnpike (fleet)',
   coturn: 'coturn -m 1',
   'coturn-mt': 'coturn (all threads)',
 };

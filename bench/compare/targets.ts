@@ -6,9 +6,17 @@
  */
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
+import { redisSkipReason } from '../shared/redis.js';
 import { coturnLaunch, coturnStatus, type Launch, turnpikeLaunch } from '../shared/servers.js';
 
-export const TARGET_NAMES = ['forwarder', 'turnpike', 'turnpike-base', 'coturn', 'coturn-mt'] as const;
+export const TARGET_NAMES = [
+  'forwarder',
+  'turnpike',
+  'turnpike-base',
+  'turnpike-fleet',
+  'coturn',
+  'coturn-mt',
+] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 export const DEFAULT_TARGETS: readonly TargetName[] = ['forwarder', 'turnpike', 'coturn'];
 
@@ -49,6 +57,26 @@ export interface TargetOptions {
   readonly cpuCount: number;
   /** SO_RCVBUF/SO_SNDBUF for turnpike and the forwarder (coturn sets its own); 0: OS default. */
   readonly sockBufBytes: number;
+  /** The Redis of the `turnpike-fleet` target (started by the run when that target is measured). */
+  readonly redisUrl?: () => string | undefined;
+}
+
+/**
+ * Fleet mode as the `turnpike-fleet` target runs it: a fleet-wide user quota high enough never to
+ * refuse, so that every Allocate pays its admission (one Lua script in Redis) and every release its
+ * lease removal, plus the heartbeat and the usage stream.
+ */
+export function fleetArgs(redisUrl: string): string[] {
+  return [
+    '--redis-url',
+    redisUrl,
+    '--node-id',
+    'bench',
+    '--fleet-user-quota',
+    '1000000',
+    '--fleet-lease-time',
+    '60',
+  ];
 }
 
 /** coturn as a TURN relay with the shared realm and user, loopback peers allowed, UDP relays only. */
@@ -92,6 +120,7 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
     },
     turnpikeTarget('turnpike', o.turnpikeBin, o),
     turnpikeTarget('turnpike-base', o.baseBin, o),
+    turnpikeTarget('turnpike-fleet', o.turnpikeBin, o),
     {
       name: 'coturn',
       description: `${coturn.label}, --relay-threads=1, relay ports ${COTURN_PORTS.min}-${COTURN_PORTS.max}`,
@@ -121,21 +150,32 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
  * the base commit, so that a change is measured against its base in one run, rounds alternated).
  */
 function turnpikeTarget(
-  name: 'turnpike' | 'turnpike-base',
+  name: 'turnpike' | 'turnpike-base' | 'turnpike-fleet',
   bin: string | undefined,
   o: TargetOptions,
 ): Target {
   const where = bin === undefined ? 'not given (--base-bin)' : relative(o.repoRoot, bin);
+  const fleet = name === 'turnpike-fleet';
   return {
     name,
-    description: `turnpike (${where}), relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
+    description: fleet
+      ? `turnpike (${where}) in fleet mode on a local redis-server (${fleetArgs('URL').slice(2).join(' ')}), relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`
+      : `turnpike (${where}), relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
     pinnable: true,
     authenticated: true,
     hasMetrics: true,
     readyTimeoutMs: 15_000,
-    skipReason: bin === undefined ? '--base-bin not given' : existsSync(bin) ? undefined : `${bin} missing`,
+    skipReason:
+      bin === undefined
+        ? '--base-bin not given'
+        : !existsSync(bin)
+          ? `${bin} missing`
+          : fleet
+            ? redisSkipReason()
+            : undefined,
     launch: (port, metricsPort) =>
       turnpikeLaunch(bin ?? '', port, [
+        ...(fleet ? fleetArgs(o.redisUrl?.() ?? 'redis://127.0.0.1:6379') : []),
         '--realm',
         REALM,
         '--user',

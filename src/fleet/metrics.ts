@@ -2,31 +2,13 @@
  * Fleet metrics, on the daemon's registry when fleet mode is on. Label-bounded like every other
  * metric: no user, user id, tag or address — the per-user detail goes to the usage stream.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { readCounter, readGauge, readLabeledCounter } from '../metrics/registry.js';
 import type { Fleet } from './fleet.js';
 
 export function registerFleetMetrics(r: Registry, fleet: Fleet): void {
-  const gauge = (name: string, help: string, read: () => number): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [r],
-      collect() {
-        this.set(read());
-      },
-    });
-  };
-  const counter = (name: string, help: string, read: () => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [r],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  };
+  const gauge = (name: string, help: string, read: () => number): void => readGauge(r, name, help, read);
+  const counter = (name: string, help: string, read: () => number): void => readCounter(r, name, help, read);
   gauge('turn_fleet_redis_up', 'Whether the connection to Redis is up (1) or not (0).', () =>
     fleet.redis.up ? 1 : 0,
   );
@@ -54,20 +36,21 @@ export function registerFleetMetrics(r: Registry, fleet: Fleet): void {
     () => fleet.registry.redirects,
   );
   gauge('turn_fleet_quota_leases', 'Fleet quota leases this node holds.', () => fleet.quota.held);
-  new Counter({
-    name: 'turn_fleet_quota_checks_total',
-    help: 'Fleet quota checks by result: admitted, refused (486), error_allowed and error_denied (Redis could not answer).',
-    labelNames: ['result'],
-    registers: [r],
-    collect() {
-      this.reset();
+  readLabeledCounter(
+    r,
+    'turn_fleet_quota_checks_total',
+    'Fleet quota checks by result: admitted, refused (486), error_allowed and error_denied (Redis could not answer).',
+    ['result'],
+    () => {
       const c = fleet.quota.counters;
-      this.inc({ result: 'admitted' }, c.admitted);
-      this.inc({ result: 'refused' }, c.refused);
-      this.inc({ result: 'error_allowed' }, c.errorAllowed);
-      this.inc({ result: 'error_denied' }, c.errorDenied);
+      return [
+        [{ result: 'admitted' }, c.admitted],
+        [{ result: 'refused' }, c.refused],
+        [{ result: 'error_allowed' }, c.errorAllowed],
+        [{ result: 'error_denied' }, c.errorDenied],
+      ];
     },
-  });
+  );
   counter(
     'turn_fleet_revocations_applied_total',
     'Revocations applied from the fleet channel or hash.',

@@ -9,6 +9,7 @@ import { cpuUsage } from 'node:process';
 import {
   alternateOf,
   chooseAlternate,
+  idleReport,
   isOverloaded,
   type LoadLimits,
   loadOf,
@@ -58,16 +59,7 @@ export class FleetRegistry {
     this.stats = o.stats;
     this.local = o.local;
     this.nowMs = o.nowMs;
-    this.report = {
-      ...o.self,
-      allocations: 0,
-      pps: 0,
-      bps: 0,
-      cpu: 0,
-      draining: false,
-      load: 0,
-      atMs: o.nowMs(),
-    };
+    this.report = idleReport(o.self, o.nowMs());
   }
 
   /** Measures this node: allocations, relay rates and CPU since the last call, load, drain state. */

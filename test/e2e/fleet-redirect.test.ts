@@ -45,13 +45,17 @@ t.test(
     t.equal(await readyz(a.httpPort), 503, 'A at its threshold: /readyz 503 (fleet-readyz-capacity)');
     t.equal(await readyz(b.httpPort), 200, 'B is ready');
 
-    const redirected = await refusal((await a.client(creds())).allocate());
-    t.equal(redirected.code, 300, 'the next Allocate to A gets 300 Try Alternate');
-    t.same(
-      readAddress(redirected.response.view, AttrType.AlternateServer),
-      { address: '127.0.0.1', port: b.d.port, family: 1 },
-      "with B's address",
-    );
+    /** An Allocate to A: 300 with B's address. */
+    const redirectedToB = async (why: string): Promise<void> => {
+      const e = await refusal((await a.client(creds())).allocate());
+      t.equal(e.code, 300, `${why}: 300 Try Alternate`);
+      t.same(
+        readAddress(e.response.view, AttrType.AlternateServer),
+        { address: '127.0.0.1', port: b.d.port, family: 1 },
+        "with B's address",
+      );
+    };
+    await redirectedToB('the next Allocate to A');
 
     // A real client follows it: coturn's uclient pointed at A relays through B.
     const peerPort = await freeUdpRange(2);
@@ -98,13 +102,7 @@ t.test(
     t.pass('below its threshold again, A serves');
     await back.refresh(0);
     t.match((await a.post('/admin/drain', {})).json, { draining: true });
-    const drained = await refusal((await a.client(creds())).allocate());
-    t.equal(drained.code, 300, 'a draining A answers 300');
-    t.same(
-      readAddress(drained.response.view, AttrType.AlternateServer),
-      { address: '127.0.0.1', port: b.d.port, family: 1 },
-      'to B',
-    );
+    await redirectedToB('a draining A');
     const draining = await waitFor(async () => {
       const view = JSON.parse((await b.get('/admin/fleet')).body) as {
         nodes: { id: string; draining: boolean }[];

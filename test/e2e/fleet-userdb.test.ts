@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { assertHealthy, refusalCode } from '../fixtures/helpers/assertions.js';
-import { type Daemon, startDaemon } from '../fixtures/helpers/daemon.js';
+import { aliceOnLoopback, type Daemon, startDaemon } from '../fixtures/helpers/daemon.js';
 import { waitFor } from '../fixtures/helpers/fleet.js';
 import { redisSkip, startRedis, type TestRedis } from '../fixtures/helpers/redis.js';
 import { restCredentials, TurnClient } from '../fixtures/helpers/turn-client.js';
@@ -18,12 +18,7 @@ const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 async function node(t: Test, redis: TestRedis, args: string[] = []): Promise<Daemon> {
   const d = await startDaemon([
-    '--listening-ip',
-    '127.0.0.1',
-    '--realm',
-    REALM,
-    '--user',
-    'alice:wonderland',
+    ...aliceOnLoopback(REALM),
     '--use-auth-secret',
     '--redis-url',
     redis.url,

@@ -24,6 +24,11 @@ export interface NodeReport {
   readonly atMs: number;
 }
 
+/** A report of a node with nothing measured yet (no allocations, no traffic) at `atMs`. */
+export function idleReport(self: { id: string; address: string; port: number }, atMs: number): NodeReport {
+  return { ...self, allocations: 0, pps: 0, bps: 0, cpu: 0, draining: false, load: 0, atMs };
+}
+
 /** The load thresholds of one node (`fleet-max-allocations`, `fleet-max-cpu`; 0: none). */
 export interface LoadLimits {
   readonly maxAllocations: number;

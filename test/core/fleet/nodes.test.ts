@@ -1,6 +1,7 @@
 import t from 'tap';
 import {
   chooseAlternate,
+  idleReport,
   isOverloaded,
   loadOf,
   type NodeReport,
@@ -8,16 +9,7 @@ import {
 } from '../../../src/core/fleet/nodes.js';
 
 const node = (id: string, o: Partial<NodeReport> = {}): NodeReport => ({
-  id,
-  address: '192.0.2.1',
-  port: 3478,
-  allocations: 0,
-  pps: 0,
-  bps: 0,
-  cpu: 0,
-  draining: false,
-  load: 0,
-  atMs: 1000,
+  ...idleReport({ id, address: '192.0.2.1', port: 3478 }, 1000),
   ...o,
 });
 
