@@ -121,16 +121,25 @@ export class RedisLink {
     this.log.debug({ err: String(err), connection: which }, 'fleet: Redis error');
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes both connections: commands already sent get their answers first (at most `graceMs`),
+   * then the sockets go.
+   */
+  async close(graceMs = 1000): Promise<void> {
     this.closed = true;
     this.up = false;
-    const quit = async (c: RedisClientType): Promise<void> => {
-      try {
-        if (c.isOpen) c.destroy();
-      } catch {
-        // already closed
-      }
+    const shut = async (c: RedisClientType): Promise<void> => {
+      if (!c.isOpen) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        c.close().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (c.isOpen) c.destroy();
     };
-    await Promise.all([quit(this.client), quit(this.subscriber)]);
+    await Promise.all([shut(this.client), shut(this.subscriber)]);
   }
 }
