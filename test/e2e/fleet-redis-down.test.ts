@@ -129,6 +129,8 @@ t.test('Redis down and back', { skip: redisSkip }, async (t) => {
     held >= 0,
     "A's allocations admitted during the outage count against the fleet quota once Redis is back",
   );
+  const bUp = await waitFor(async () => sample(await b.metrics(), 'turn_fleet_redis_up') === 1, 15000);
+  t.ok(bUp >= 0, 'B is reconnected too');
   t.equal(await refusalCode((await b.client(creds())).allocate()), 486, 'so a third one on B is refused');
 
   for (const n of [a, b, c]) assertHealthy(t, n.d);
