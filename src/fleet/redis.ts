@@ -30,6 +30,8 @@ export class RedisLink {
   private readonly timeoutMs: number;
   private readonly readyListeners: Array<() => void> = [];
   private closed = false;
+  /** A connection error was logged at warn since the last successful connection (one line per outage). */
+  private warned = false;
   /** Whether the command connection is ready. */
   up = false;
   /** Failed commands and connection errors. */
@@ -54,6 +56,7 @@ export class RedisLink {
       this.connects++;
       if (!this.up) this.log.info('fleet: connected to Redis');
       this.up = true;
+      this.warned = false;
       for (const fn of this.readyListeners) fn();
     });
     this.client.on('end', () => {
@@ -118,7 +121,14 @@ export class RedisLink {
   private failed(which: string, err: unknown): void {
     this.errors++;
     if (this.closed) return;
-    this.log.debug({ err: String(err), connection: which }, 'fleet: Redis error');
+    // The first error of an outage says why (refused, WRONGPASS, TLS…); the rest only at debug.
+    if (!this.warned && !this.up) {
+      this.warned = true;
+      this.log.warn(
+        { err: String(err), connection: which },
+        'fleet: cannot reach Redis; retrying with backoff',
+      );
+    } else this.log.debug({ err: String(err), connection: which }, 'fleet: Redis error');
   }
 
   /**

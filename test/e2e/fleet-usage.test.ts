@@ -1,10 +1,17 @@
 /**
  * Usage accounting in the Redis Stream: interim records every `fleet-usage-interim` seconds while an
  * allocation lives (totals so far, `seq` counting up), then its `stop` record; and a node started
- * while Redis is down starts anyway, serves, and delivers what it recorded once Redis comes up.
+ * while Redis is down starts anyway, serves, and delivers what it recorded once Redis comes up; the
+ * Redis password comes from a file (TURNPIKE_REDIS_PASSWORD_FILE), and a wrong one is logged with
+ * the reason, never with the password.
  */
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { assertHealthy } from '../fixtures/helpers/assertions.js';
+import { testDir } from '../fixtures/helpers/certificates.js';
+import { aliceOnLoopback, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { FLEET_SECRET, startFleetNode, waitFor } from '../fixtures/helpers/fleet.js';
 import { sample } from '../fixtures/helpers/prometheus.js';
 import { readStream, redisSkip, startRedis, type TestRedis } from '../fixtures/helpers/redis.js';
@@ -90,4 +97,38 @@ t.test('a node started while Redis is down', { skip: redisSkip }, async (t) => {
   );
   t.ok(delivered >= 0, 'and writes the usage record it kept');
   assertHealthy(t, node.d);
+});
+
+t.test('a Redis password from TURNPIKE_REDIS_PASSWORD_FILE', { skip: redisSkip }, async (t) => {
+  const redis = await startRedis(t, { password: 'redis-pass-e2e' });
+  const dir = testDir(t);
+  const good = join(dir, 'good');
+  const bad = join(dir, 'bad');
+  writeFileSync(good, 'redis-pass-e2e\n');
+  writeFileSync(bad, 'wrong\n');
+  const ok = await startDaemon(
+    [
+      ...aliceOnLoopback(),
+      '--redis-url',
+      redis.url,
+      '--prometheus',
+      '--prometheus-port',
+      String(await freePort()),
+    ],
+    { env: { TURNPIKE_REDIS_PASSWORD_FILE: good } },
+  );
+  t.teardown(() => ok.stop());
+  t.ok(
+    ok.lines.some((l) => l.includes('fleet: connected to Redis')),
+    'the right password connects',
+  );
+  const wrong = await startDaemon([...aliceOnLoopback(), '--redis-url', redis.url], {
+    env: { TURNPIKE_REDIS_PASSWORD_FILE: bad },
+  });
+  t.teardown(() => wrong.stop());
+  const warned = wrong.lines.find((l) => l.includes('cannot reach Redis'));
+  t.match(warned, /WRONGPASS|invalid username-password/, 'a wrong one is logged with the reason');
+  t.notMatch(wrong.lines.join('\n'), /redis-pass-e2e|"wrong"/, 'never the password itself');
+  t.equal(wrong.proc.exitCode, null, 'and the node runs on (local users)');
+  t.equal(wrong.stderr(), '');
 });
