@@ -24,8 +24,7 @@ import { JsDataPlane } from './core/turn/js-data-plane.js';
 import { TurnService } from './core/turn/service.js';
 import { RevocationList } from './credentials.js';
 import { BindError } from './errors.js';
-import { defaultFleetAddress, Fleet } from './fleet/fleet.js';
-import { registerFleetMetrics } from './fleet/metrics.js';
+import { defaultFleetAddress, fleetFor } from './fleet/fleet.js';
 import { registerFleetRoutes } from './http/fleet-api.js';
 import { disconnectRestUser, registerOperatorRoutes } from './http/operator-api.js';
 import { registerHealthRoutes } from './http/routes.js';
@@ -108,27 +107,25 @@ export async function startServer(
     clock,
     log,
   });
-  let current = config;
   // Fleet mode (redis-url): shared users, quotas, revocations, registry, usage (src/fleet/).
-  const fleet =
-    config.redisUrl === undefined
-      ? undefined
-      : new Fleet({
-          config: () => current,
-          stats,
-          plane,
-          events,
-          revocations,
-          clock,
-          log,
-          turn: () => turn,
-          disconnect: (userId) => disconnectRestUser(turn, userId),
-          defaultAddress: defaultFleetAddress(
-            config,
-            addresses,
-            relayList.map((r) => r.advertised),
-          ),
-        });
+  const fleet = fleetFor({
+    initial: config,
+    config: () => current,
+    stats,
+    plane,
+    events,
+    revocations,
+    clock,
+    log,
+    turn: () => turn,
+    disconnect: (userId) => disconnectRestUser(turn, userId),
+    defaultAddress: defaultFleetAddress(
+      config,
+      addresses,
+      relayList.map((r) => r.advertised),
+    ),
+  });
+
   // The TURN side always exists, so adding the first user or secret on SIGHUP switches TURN on
   // live (relay sockets are only bound per allocation).
   const turn: TurnService = new TurnService({
@@ -174,6 +171,7 @@ export async function startServer(
     certificates.watch();
   }
   let http: HttpApi | undefined;
+  let current = config;
   const closeAll = async (): Promise<void> => {
     state.ready = false;
     await http?.close();
@@ -222,10 +220,7 @@ export async function startServer(
         drain,
         log,
       });
-      if (fleet !== undefined) {
-        registerFleetMetrics(metrics.registry, fleet);
-        registerFleetRoutes(http, fleet);
-      }
+      registerFleetRoutes(http, metrics, fleet);
       await http.listen(config.prometheusAddress, config.prometheusPort);
     }
   } catch (err) {

@@ -40,7 +40,9 @@ const CONNECT_WAIT_MS = 3000;
 const CLOSE_FLUSH_MS = 2000;
 
 export interface FleetDeps {
-  /** The configuration in force (fleet thresholds and quota apply live on SIGHUP). */
+  /** The configuration at start. */
+  readonly initial: Config;
+  /** The configuration in force (fleet thresholds and quota apply live on SIGHUP; not called before start). */
   readonly config: () => Config;
   readonly stats: Stats;
   readonly plane: ForwardingTable;
@@ -54,6 +56,11 @@ export interface FleetDeps {
   readonly disconnect: (userId: string) => number;
   /** The address other nodes redirect clients to, when `fleet-address` is unset. */
   readonly defaultAddress: string;
+}
+
+/** Fleet mode when `redis-url` is set, else undefined (a lone node). */
+export function fleetFor(deps: FleetDeps): Fleet | undefined {
+  return deps.initial.redisUrl === undefined ? undefined : new Fleet(deps);
 }
 
 /** This node's id: `node-id`, else the host name (cut to the allowed characters). */
@@ -100,7 +107,7 @@ export class Fleet implements AllocationAdmission {
   private closed = false;
 
   constructor(deps: FleetDeps) {
-    const config = deps.config();
+    const config = deps.initial;
     const url = config.redisUrl;
     if (url === undefined) throw new Error('fleet mode needs redis-url');
     this.deps = deps;
@@ -165,7 +172,7 @@ export class Fleet implements AllocationAdmission {
 
   /** Connects (waiting a few seconds at most: the node starts without Redis too) and starts the timers. */
   async start(): Promise<void> {
-    const config = this.deps.config();
+    const config = this.deps.initial;
     const subscribed = Promise.all([
       this.revocations.subscribe(),
       this.userdb.subscribe(databaseOf(config.redisUrl!)),
