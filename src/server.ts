@@ -217,6 +217,7 @@ export async function startServer(
         turn,
         revocations,
         fleet: fleet?.revocations,
+        restSecrets: fleet === undefined ? undefined : () => fleet.userdb.secrets,
         drain,
         log,
       });

@@ -50,6 +50,8 @@ export interface OperatorDeps {
   readonly revocations: RevocationList;
   /** Fleet mode: revocations are shared with every node. */
   readonly fleet?: FleetRevocationSink | undefined;
+  /** Fleet mode: REST secrets from the Redis user database, after `static-auth-secret`. */
+  readonly restSecrets?: (() => readonly string[]) | undefined;
   readonly log: Logger;
   /** Clock, ms (tests pin it). */
   readonly nowMs?: () => number;
@@ -64,6 +66,7 @@ export interface OperatorContext {
   readonly turn: TurnService;
   readonly revocations: RevocationList;
   readonly fleet?: FleetRevocationSink | undefined;
+  readonly restSecrets?: (() => readonly string[]) | undefined;
   readonly drain: () => void;
   readonly log: Logger;
 }
@@ -83,6 +86,7 @@ export function registerOperatorRoutes(http: HttpApi, ctx: OperatorContext): voi
     drain: ctx.drain,
     revocations: ctx.revocations,
     fleet: ctx.fleet,
+    restSecrets: ctx.restSecrets,
     log: ctx.log.child({ component: 'operator-api' }),
   });
 }
@@ -186,8 +190,13 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
       const q = url.searchParams;
       const format = parseCredentialFormat(q.get('format'));
       if (!format.ok) return error(400, format.error);
+      const config = deps.config();
+      const extra = deps.restSecrets?.() ?? [];
       const r = iceServers(
-        deps.config(),
+        // The first secret signs: a configured one, else (fleet mode) one from Redis.
+        extra.length === 0
+          ? config
+          : { ...config, staticAuthSecrets: [...config.staticAuthSecrets, ...extra] },
         {
           userid: q.get('userid') ?? undefined,
           tag: q.get('tag') ?? undefined,

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { assertHealthy, refusalCode } from '../fixtures/helpers/assertions.js';
-import { aliceOnLoopback, type Daemon, startDaemon } from '../fixtures/helpers/daemon.js';
+import { aliceOnLoopback, type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { waitFor } from '../fixtures/helpers/fleet.js';
 import { redisSkip, startRedis, type TestRedis } from '../fixtures/helpers/redis.js';
 import { restCredentials, TurnClient } from '../fixtures/helpers/turn-client.js';
@@ -114,3 +114,28 @@ t.test('without keyspace notifications: polling applies changes', { skip: redisS
   t.ok(took >= 0, `picked up by polling after ${Date.now() - setAt} ms`);
   t.ok(Date.now() - setAt <= 2500, 'within the poll interval (1 s) and a read');
 });
+
+t.test(
+  '/ice-servers signs with a secret from Redis when none is configured',
+  { skip: redisSkip },
+  async (t) => {
+    const redis = await startRedis(t);
+    await redis.cli('SET', `turn/realm/${REALM}/secret/1`, 'from-redis');
+    const httpPort = await freePort();
+    const d = await node(t, redis, [
+      '--prometheus',
+      '--prometheus-port',
+      String(httpPort),
+      '--api-token',
+      'tok-e2e-fleet',
+    ]);
+    const r = await fetch(`http://127.0.0.1:${httpPort}/ice-servers?userid=webapp&tag=room-1&ttl=600`, {
+      headers: { authorization: 'Bearer tok-e2e-fleet' },
+    });
+    t.equal(r.status, 200);
+    const body = (await r.json()) as { iceServers: { username?: string; credential?: string }[] };
+    const turn = body.iceServers.find((s) => s.username !== undefined);
+    t.match(turn?.username, /^\d+:webapp#room-1$/, 'a REST username with the tag');
+    t.equal(await tryAllocate(t, d, turn!.username!, turn!.credential!), 'accepted', 'and it authenticates');
+  },
+);
