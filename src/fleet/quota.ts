@@ -44,6 +44,8 @@ return #ARGV - 1
 `;
 
 const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
+/** EVALSHA names of the scripts, computed once. */
+const SHAS: ReadonlyMap<string, string> = new Map([ACQUIRE_SCRIPT, RENEW_SCRIPT].map((s) => [s, sha1(s)]));
 
 export interface QuotaCounters {
   admitted: number;
@@ -131,7 +133,7 @@ export class FleetQuota {
     const lease = this.leases.get(a.id);
     if (lease === undefined) return;
     this.leases.delete(a.id);
-    void this.redis.command(['ZREM', lease.key, lease.member]).catch(() => {
+    void this.redis.send(['ZREM', lease.key, lease.member]).catch(() => {
       this.redis.errors++;
       this.releaseLater.push(lease);
     });
@@ -172,7 +174,7 @@ export class FleetQuota {
   private async script(source: string, keys: string[], args: string[]): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args];
     try {
-      return await this.redis.command(['EVALSHA', sha1(source), ...tail]);
+      return await this.redis.command(['EVALSHA', SHAS.get(source) ?? sha1(source), ...tail]);
     } catch (err) {
       if (!String(err).includes('NOSCRIPT')) throw err;
       return this.redis.command(['EVAL', source, ...tail]);

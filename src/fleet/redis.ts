@@ -95,9 +95,31 @@ export class RedisLink {
   /** A raw command with the deadline; rejects when Redis is down, slow or answers an error. */
   command(args: string[]): Promise<Reply> {
     if (!this.up) return Promise.reject(new Error('Redis is not connected'));
+    return this.withDeadline(this.client.sendCommand(args));
+  }
+
+  /**
+   * Several raw commands sent at once (the client pipelines them), under one deadline: resolves when
+   * all are answered; rejects on the first error, when Redis is down, or at the deadline.
+   */
+  commands(list: readonly string[][]): Promise<Reply[]> {
+    if (!this.up) return Promise.reject(new Error('Redis is not connected'));
+    return this.withDeadline(Promise.all(list.map((args) => this.client.sendCommand(args))));
+  }
+
+  /**
+   * A raw command without a deadline, for writes nobody waits on (a lease removal): it still fails
+   * at once while Redis is down, and with the connection when that breaks.
+   */
+  send(args: string[]): Promise<Reply> {
+    if (!this.up) return Promise.reject(new Error('Redis is not connected'));
+    return this.client.sendCommand(args);
+  }
+
+  private withDeadline<T>(p: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([
-      this.client.sendCommand(args),
+      p,
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () => reject(new Error(`Redis did not answer within ${this.timeoutMs} ms`)),

@@ -107,7 +107,7 @@ export class FleetUsage {
     while (this.redis.up && this.buffer.size > 0) {
       const batch = this.buffer.peek(BATCH);
       try {
-        await Promise.all(batch.map((r) => this.redis.command(this.xadd(r))));
+        await this.redis.commands(batch.map((r) => this.xadd(r)));
       } catch (err) {
         this.redis.errors++;
         this.log.debug(
