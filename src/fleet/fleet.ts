@@ -214,8 +214,8 @@ export class Fleet implements AllocationAdmission {
 
   // AllocationAdmission ----------------------------------------------------------------------
 
-  redirect(draining: boolean): AlternateAddress | undefined {
-    return this.registry.redirect(draining);
+  redirect(draining: boolean, family: 4 | 6): AlternateAddress | undefined {
+    return this.registry.redirect(draining, family);
   }
 
   totalQuota(): number | undefined {

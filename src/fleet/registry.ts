@@ -98,9 +98,9 @@ export class FleetRegistry {
   }
 
   /** The node to redirect a new Allocate to, when this one is overloaded or draining. */
-  redirect(draining: boolean): AlternateAddress | undefined {
+  redirect(draining: boolean, family: 4 | 6): AlternateAddress | undefined {
     if (!this.overloaded(draining)) return undefined;
-    const best = chooseAlternate(this.nodes.values(), this.self.id, this.nowMs(), NODE_TTL_MS);
+    const best = chooseAlternate(this.nodes.values(), this.self.id, this.nowMs(), NODE_TTL_MS, family);
     if (best === undefined) return undefined;
     this.redirects++;
     return alternateOf(best);

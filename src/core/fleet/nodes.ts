@@ -61,18 +61,21 @@ export function isOverloaded(load: number, draining: boolean): boolean {
 
 /**
  * The node new allocations should go to instead of `selfId`: among the other nodes whose report is
- * fresh (no older than `maxAgeMs` at `nowMs`), not draining and not over their own thresholds, the
- * one with the lowest load, then the fewest allocations, then the lowest id. Undefined when none.
+ * fresh (no older than `maxAgeMs` at `nowMs`), not draining, not over their own thresholds and
+ * reachable in address `family` (their address is of that family), the one with the lowest load,
+ * then the fewest allocations, then the lowest id. Undefined when none.
  */
 export function chooseAlternate(
   nodes: Iterable<NodeReport>,
   selfId: string,
   nowMs: number,
   maxAgeMs: number,
+  family: 4 | 6 = 4,
 ): NodeReport | undefined {
   let best: NodeReport | undefined;
   for (const n of nodes) {
     if (n.id === selfId || nowMs - n.atMs > maxAgeMs || isOverloaded(n.load, n.draining)) continue;
+    if ((n.address.includes(':') ? 6 : 4) !== family) continue;
     if (
       best === undefined ||
       n.load < best.load ||

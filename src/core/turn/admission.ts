@@ -19,9 +19,11 @@ export type AdmissionVerdict = 0 | 486 | 508;
 export interface AllocationAdmission {
   /**
    * Where a new Allocate should go instead of this node (300 Try Alternate), or undefined to serve
-   * it here. `draining` is the node's own drain state. Synchronous, cheap, must not throw.
+   * it here. `draining` is the node's own drain state; `family` the client's address family (an
+   * ALTERNATE-SERVER has the family of the request's source, RFC 8489 §14.15). Synchronous, cheap,
+   * must not throw.
    */
-  redirect(draining: boolean): AlternateAddress | undefined;
+  redirect(draining: boolean, family: 4 | 6): AlternateAddress | undefined;
   /** The node-wide allocation cap in force (0: none), replacing `TurnOptions.totalQuota` when defined. */
   totalQuota(): number | undefined;
   /**

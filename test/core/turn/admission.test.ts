@@ -32,8 +32,11 @@ class ScriptedAdmission implements AllocationAdmission {
   readonly pending: Array<{ a: Allocation; done: (v: AdmissionVerdict) => void }> = [];
   readonly abandoned: Allocation[] = [];
 
-  redirect(draining: boolean): AlternateAddress | undefined {
+  families: number[] = [];
+
+  redirect(draining: boolean, family: 4 | 6): AlternateAddress | undefined {
     this.redirectedWhileDraining.push(draining);
+    this.families.push(family);
     return this.alternate;
   }
 
@@ -71,6 +74,7 @@ t.test('redirect: 300 with ALTERNATE-SERVER, before any quota', async (t) => {
   h.service.setDraining(true);
   t.equal(errorOf(h.client(BOB, '192.0.2.2', 4000).allocate()), 300, 'draining asks the seam too');
   t.same(admission.redirectedWhileDraining, [false, true]);
+  t.same(admission.families, [4, 4], "the client's address family");
   t.equal(admission.pending.length, 0, 'a redirected Allocate is never admitted');
 });
 

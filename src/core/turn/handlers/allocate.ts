@@ -62,7 +62,7 @@ export function allocate(s: TurnState, r: TurnRequest): null {
   if (!s.allocator.supports(family)) throw new StunError(ErrorCode.AddressFamilyNotSupported);
   // Fleet mode: over this node's load threshold, or draining, send the client to the least-loaded
   // healthy node (RFC 8489 §10, 300 Try Alternate).
-  const fleetAlternate = s.admission?.redirect(s.draining);
+  const fleetAlternate = s.admission?.redirect(s.draining, unmapped(r.address).includes(':') ? 6 : 4);
   if (fleetAlternate !== undefined)
     throw new StunError(ErrorCode.TryAlternate, { alternate: fleetAlternate });
   if (s.draining) {
