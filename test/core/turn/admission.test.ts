@@ -107,29 +107,22 @@ t.test('admission in the pending phase', async (t) => {
 t.test('verdicts and hand-backs', async (t) => {
   const admission = new ScriptedAdmission();
   const h = new Harness({ admission });
-  const c = h.client(ALICE, '192.0.2.1', 4000);
-  c.login();
-  const send = (port: number) => h.client(ALICE, '192.0.2.1', port);
-  const x = send(4001);
-  x.nonce = c.nonce;
-  x.allocate();
+  /** An Allocate from 192.0.2.1:`port` (after its 401 round), left pending in admission. */
+  const send = (port: number): void => void h.client(ALICE, '192.0.2.1', port).allocate();
+  send(4001);
   admission.answer(508);
   t.equal(errorOf(lastTo(h, 4001)), 508, '508 verdict');
 
   // Admitted, but the bind fails: handed back.
   h.allocator.failing = true;
-  const y = send(4002);
-  y.nonce = c.nonce;
-  y.allocate();
+  send(4002);
   admission.answer(0);
   t.equal(errorOf(lastTo(h, 4002)), 508, 'the bind failed');
   t.equal(admission.abandoned.length, 1, 'the admitted allocation is handed back');
   h.allocator.failing = false;
 
   // Admitted after the client went (deleted while pending): handed back, never bound.
-  const z = send(4003);
-  z.nonce = c.nonce;
-  z.allocate();
+  send(4003);
   h.service.closeAll('shutdown');
   admission.answer(0);
   t.equal(admission.abandoned.length, 2);
@@ -137,13 +130,9 @@ t.test('verdicts and hand-backs', async (t) => {
 
   // The seam's total quota replaces the configured one.
   admission.total = 1;
-  const first = send(4004);
-  first.nonce = c.nonce;
-  first.allocate();
+  send(4004);
   admission.answer(0);
-  const second = send(4005);
-  second.nonce = c.nonce;
-  t.equal(errorOf(second.allocate()), 508, 'the seam total quota (1) applies');
+  t.equal(errorOf(h.client(ALICE, '192.0.2.1', 4005).allocate()), 508, 'the seam total quota (1) applies');
 });
 
 /** The last message the service sent to 192.0.2.1:`port`. */
