@@ -22,15 +22,22 @@ export interface BenchRedis {
   stop(): Promise<void>;
 }
 
-/** Starts redis-server and resolves once it accepts connections (10 s at most). */
-export async function startRedis(registry: ChildRegistry, bin = REDIS_SERVER): Promise<BenchRedis> {
+/**
+ * Starts redis-server (on CPU `cpu` when given) and resolves once it accepts connections (10 s at
+ * most).
+ */
+export async function startRedis(
+  registry: ChildRegistry,
+  cpu: number | undefined,
+  bin = REDIS_SERVER,
+): Promise<BenchRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'turnpike-bench-redis-'));
   const port = await freeUdpPort();
   const child = await registry.start(
     'redis-server',
     bin,
     ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'],
-    undefined,
+    cpu,
   );
   const started = Date.now();
   while (!child.output().includes('Ready to accept connections')) {
