@@ -173,13 +173,40 @@ export class Fleet implements AllocationAdmission {
   /** Connects (waiting a few seconds at most: the node starts without Redis too) and starts the timers. */
   async start(): Promise<void> {
     const config = this.deps.initial;
-    const subscribed = Promise.all([
-      this.revocations.subscribe(),
-      this.userdb.subscribe(databaseOf(config.redisUrl!)),
-    ]).catch((err: unknown) => this.log.warn({ err: String(err) }, 'fleet: subscribing failed'));
+    // Subscriptions made while Redis is unreachable fail with the connection: they are made again
+    // when the pub/sub connection comes up (once made, the client renews them at each reconnection).
+    let subscribed = false;
+    let subscribing: Promise<void> | undefined;
+    const subscribe = (): Promise<void> => {
+      if (subscribed) return Promise.resolve();
+      subscribing ??= Promise.all([
+        this.revocations.subscribe(),
+        this.userdb.subscribe(databaseOf(config.redisUrl!)),
+      ])
+        .then(() => {
+          subscribed = true;
+          // What changed before the subscription is read in full.
+          return Promise.all([this.userdb.refresh(), this.revocations.resync()]).then(() => undefined);
+        })
+        .catch((err: unknown) =>
+          this.log.debug({ err: String(err) }, 'fleet: subscribing failed; retried at the next connection'),
+        )
+        .finally(() => {
+          subscribing = undefined;
+        });
+      return subscribing;
+    };
+    this.redis.onSubscriberReady(() => void subscribe());
     await this.redis.start(CONNECT_WAIT_MS);
     if (this.redis.up) {
-      await subscribed;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        subscribe(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, CONNECT_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
       await this.userdb.refresh();
       await this.revocations.resync();
       await this.registry.beat();

@@ -29,6 +29,7 @@ export class RedisLink {
   private readonly log: Logger;
   private readonly timeoutMs: number;
   private readonly readyListeners: Array<() => void> = [];
+  private readonly subscriberReadyListeners: Array<() => void> = [];
   private closed = false;
   /** A connection error was logged at warn since the last successful connection (one line per outage). */
   private warned = false;
@@ -58,6 +59,9 @@ export class RedisLink {
       this.up = true;
       this.warned = false;
       for (const fn of this.readyListeners) fn();
+    });
+    this.subscriber.on('ready', () => {
+      for (const fn of this.subscriberReadyListeners) fn();
     });
     this.client.on('end', () => {
       this.up = false;
@@ -90,6 +94,11 @@ export class RedisLink {
   onReady(fn: () => void): void {
     this.readyListeners.push(fn);
     if (this.up) fn();
+  }
+
+  /** Calls `fn` at every (re)connection of the pub/sub client. */
+  onSubscriberReady(fn: () => void): void {
+    this.subscriberReadyListeners.push(fn);
   }
 
   /** A raw command with the deadline; rejects when Redis is down, slow or answers an error. */

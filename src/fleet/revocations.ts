@@ -11,6 +11,9 @@ import type { RevocationList } from '../credentials.js';
 import type { Logger } from '../log.js';
 import type { RedisLink } from './redis.js';
 
+/** Seconds after a change is written during which a read of the hash does not undo it here. */
+const RECENT_SEC = 10;
+
 /** A revocation message on the channel. */
 interface Message {
   readonly op: 'revoke' | 'unrevoke';
@@ -39,6 +42,10 @@ export class FleetRevocations {
   private readonly disconnect: (userId: string) => number;
   /** Changes made while Redis was unreachable, written at the next connection. */
   private readonly unsent: Message[] = [];
+  /** User ids whose change from this node is being written (a re-read must not undo it meanwhile). */
+  private readonly sending = new Set<string>();
+  /** When this node's last change of a user id was written: a read begun before then may miss it. */
+  private readonly written = new Map<string, number>();
   /** Revocations applied from other nodes (and this one's, echoed). */
   applied = 0;
 
@@ -70,7 +77,11 @@ export class FleetRevocations {
   async resync(): Promise<void> {
     if (!this.redis.up) return;
     for (const m of this.unsent.splice(0)) await this.send(m);
+    // Changes this node is writing (or could not write yet), from before the read to after it, stay
+    // as they are here: the read may predate them.
+    const pending = this.pendingIds();
     const reply = await this.redis.tryCommand(['HGETALL', this.key], 'read revocations');
+    for (const id of this.pendingIds()) pending.add(id);
     if (reply === undefined || reply === null || typeof reply !== 'object') return;
     const now = this.nowSec();
     const entries = Array.isArray(reply)
@@ -78,6 +89,7 @@ export class FleetRevocations {
       : Object.entries(reply as Record<string, unknown>);
     const inForce = new Set<string>();
     for (const [userid, value] of entries) {
+      if (pending.has(userid)) continue;
       const until = Number(value);
       if (!Number.isSafeInteger(until) || until <= now) {
         void this.redis.tryCommand(['HDEL', this.key, userid], 'prune revocation');
@@ -87,7 +99,15 @@ export class FleetRevocations {
       if (!this.list.isRevoked(userid, now)) this.apply({ op: 'revoke', userid, until });
     }
     // Lifted elsewhere while this node was not listening.
-    for (const { userid } of this.list.list(now)) if (!inForce.has(userid)) this.list.lift(userid);
+    for (const { userid } of this.list.list(now))
+      if (!inForce.has(userid) && !pending.has(userid)) this.list.lift(userid);
+  }
+
+  /** User ids a read of the hash may be older than: being written, not written yet, or just written. */
+  private pendingIds(): Set<string> {
+    const now = this.nowSec();
+    for (const [id, at] of this.written) if (now - at > RECENT_SEC) this.written.delete(id);
+    return new Set([...this.sending, ...this.unsent.map((m) => m.userid), ...this.written.keys()]);
   }
 
   /** The admin API revoked `userid` here (already applied locally): tell the fleet. */
@@ -101,6 +121,7 @@ export class FleetRevocations {
   }
 
   private async send(m: Message): Promise<void> {
+    this.sending.add(m.userid);
     try {
       if (m.op === 'revoke') {
         // Never shortens a longer revocation already in the hash.
@@ -108,7 +129,10 @@ export class FleetRevocations {
         await this.redis.command(['HSET', this.key, m.userid, String(Math.max(m.until, current || 0))]);
       } else await this.redis.command(['HDEL', this.key, m.userid]);
       await this.redis.command(['PUBLISH', this.key, JSON.stringify(m)]);
+      this.sending.delete(m.userid);
+      this.written.set(m.userid, this.nowSec());
     } catch {
+      this.sending.delete(m.userid);
       this.redis.errors++;
       this.unsent.push(m);
       this.log.warn(

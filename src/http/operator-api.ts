@@ -168,7 +168,8 @@ export function disconnectRestUser(service: TurnService | undefined, userid: str
 /** Deletes the allocations `match` selects (reason 'admin'); returns how many. */
 function disconnect(service: TurnService | undefined, match: (a: Allocation) => boolean): number {
   if (service === undefined) return 0;
-  const doomed = [...service.allocations()].map((l) => l.allocation).filter((a) => !a.deleted && match(a));
+  // Pending ones too (still binding, or waiting for fleet admission): they would come alive after.
+  const doomed = [...service.table.all()].filter((a) => !a.deleted && match(a));
   for (const a of doomed) service.deleteAllocation(a, 'admin');
   return doomed.length;
 }

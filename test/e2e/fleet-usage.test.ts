@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { assertHealthy } from '../fixtures/helpers/assertions.js';
+import { assertHealthy, refusalCode } from '../fixtures/helpers/assertions.js';
 import { testDir } from '../fixtures/helpers/certificates.js';
 import { aliceOnLoopback, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { FLEET_SECRET, startFleetNode, waitFor } from '../fixtures/helpers/fleet.js';
@@ -96,6 +96,11 @@ t.test('a node started while Redis is down', { skip: redisSkip }, async (t) => {
     3000,
   );
   t.ok(delivered >= 0, 'and writes the usage record it kept');
+  // Its subscriptions were made while Redis was away: keyspace notifications (and revocations) work.
+  await redis.cli('SET', 'turn/realm/example.test/user/late/password', 'comer');
+  const c2 = await node.client({ username: 'late', password: 'comer' });
+  const live = await waitFor(async () => (await refusalCode(c2.allocate())) === 'accepted', 2000);
+  t.ok(live >= 0, `a user added in Redis now applies at once (after ${live} ms; the poll is 10 s)`);
   assertHealthy(t, node.d);
 });
 
