@@ -60,6 +60,11 @@ export interface CredentialRequest {
   readonly userid: string | undefined;
   /** Requested lifetime (text as given, or a number); default 3600; outside 60-86400 it is refused. */
   readonly ttl: string | number | undefined;
+  /**
+   * An optional tag for the application's own accounting (a room, a session), put in the username
+   * after '#' (`<expiry>:<userid>#<tag>`): usage records carry it; quotas and revocations ignore it.
+   */
+  readonly tag?: string | undefined;
   /** Only these transports (comma-separated text or a list); default every enabled one. */
   readonly transports?: string | readonly string[] | undefined;
   readonly nowSec: number;
@@ -149,6 +154,13 @@ export function iceServers(
   }
   const bad = checkUserId(request.userid);
   if (bad !== undefined) return { ok: false, status: 400, error: bad };
+  const tag = request.tag ?? '';
+  if (tag !== '' && (tag.length > MAX_USERID_LENGTH || !USERID.test(tag)))
+    return {
+      ok: false,
+      status: 400,
+      error: `tag must be at most ${MAX_USERID_LENGTH} letters, digits or . _ ~ @ + = -`,
+    };
   const ttl = parseTtl(request.ttl);
   if (typeof ttl === 'string') return { ok: false, status: 400, error: ttl };
   const wanted = parseTransports(request.transports);
@@ -161,7 +173,7 @@ export function iceServers(
   const name = publicHost(config, host);
   const plain = hostPort(name, config.listeningPort);
   const expiresAt = request.nowSec + ttl;
-  const username = `${expiresAt}:${request.userid}`;
+  const username = `${expiresAt}:${request.userid}${tag === '' ? '' : `#${tag}`}`;
   const urls = transports.map((t) =>
     t === 'tls'
       ? `turns:${hostPort(name, config.tlsListeningPort)}?transport=tcp`

@@ -36,6 +36,12 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   'drain-timeout',
   'api-token',
   'log-level',
+  'fleet-user-quota',
+  'fleet-quota-on-error',
+  'fleet-max-allocations',
+  'fleet-max-cpu',
+  'fleet-readyz-capacity',
+  'fleet-readyz-redis',
 ]);
 
 export interface ReloadPlan {

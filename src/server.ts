@@ -24,7 +24,9 @@ import { JsDataPlane } from './core/turn/js-data-plane.js';
 import { TurnService } from './core/turn/service.js';
 import { RevocationList } from './credentials.js';
 import { BindError } from './errors.js';
-import { registerOperatorRoutes } from './http/operator-api.js';
+import { defaultFleetAddress, fleetFor } from './fleet/fleet.js';
+import { registerFleetRoutes } from './http/fleet-api.js';
+import { disconnectRestUser, registerOperatorRoutes } from './http/operator-api.js';
 import { registerHealthRoutes } from './http/routes.js';
 import { HttpApi } from './http/server.js';
 import { CertificateStore } from './io/certificates.js';
@@ -146,11 +148,30 @@ export async function startServer(
     clock,
     log,
   });
+  // Fleet mode (redis-url): shared users, quotas, revocations, registry, usage (src/fleet/).
+  const fleet = fleetFor({
+    initial: config,
+    config: () => current,
+    stats,
+    plane,
+    events,
+    revocations,
+    clock,
+    log,
+    turn: () => turn,
+    disconnect: (userId) => disconnectRestUser(turn, userId),
+    defaultAddress: defaultFleetAddress(
+      config,
+      addresses,
+      relayList.map((r) => r.advertised),
+    ),
+  });
+
   // The TURN side always exists, so adding the first user or secret on SIGHUP switches TURN on
   // live (relay sockets are only bound per allocation).
-  const turn = new TurnService({
+  const turn: TurnService = new TurnService({
     options: turnOptions(config),
-    auth: buildAuthenticator(config, nonceSecret, revocations),
+    auth: buildAuthenticator(config, nonceSecret, revocations, fleet?.userdb),
     policy,
     allocator: relays,
     plane,
@@ -158,6 +179,7 @@ export async function startServer(
     stats,
     clock,
     events,
+    ...(fleet === undefined ? {} : { admission: fleet }),
   });
   const core = new StunCore({
     options: stunOptions(config),
@@ -198,6 +220,7 @@ export async function startServer(
     clearInterval(sweepTimer);
     turn.closeAll('shutdown');
     relays.closeReservations();
+    await fleet?.close();
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
     native?.close();
   };
@@ -226,6 +249,7 @@ export async function startServer(
     }
     if (udp.length === 0 && tcp.length === 0)
       throw new BindError('no listener enabled (no-udp and no-tcp both set)');
+    await fleet?.start();
     if (config.prometheus) {
       metrics = new Metrics({
         stats,
@@ -240,8 +264,17 @@ export async function startServer(
         ready: () => state.ready && !state.draining,
       });
       http = new HttpApi(log, config.apiToken);
-      registerHealthRoutes(http, metrics, state);
-      registerOperatorRoutes(http, { config: () => current, turn, revocations, drain, log });
+      registerHealthRoutes(http, metrics, state, () => fleet?.notReady());
+      registerOperatorRoutes(http, {
+        config: () => current,
+        turn,
+        revocations,
+        fleet: fleet?.revocations,
+        restSecrets: fleet === undefined ? undefined : () => fleet.userdb.secrets,
+        drain,
+        log,
+      });
+      registerFleetRoutes(http, metrics, fleet);
       await http.listen(config.prometheusAddress, config.prometheusPort);
     }
   } catch (err) {
@@ -259,7 +292,7 @@ export async function startServer(
     // TURN on or off (first user or secret added, last one removed) applies live, like any user change.
     turn.reconfigure(
       turnOptions(next),
-      buildAuthenticator(next, nonceSecret, revocations),
+      buildAuthenticator(next, nonceSecret, revocations, fleet?.userdb),
       buildPolicy(next, addresses),
     );
     native?.refreshPeerRules();

@@ -8,6 +8,7 @@
 import { parseHostPort } from './config/checks.js';
 import type { Config } from './config/types.js';
 import { Authenticator } from './core/auth/authenticate.js';
+import type { CredentialSource } from './core/auth/credentials.js';
 import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';
 import { PeerPolicy } from './core/peer-policy.js';
 import type { RateLimitOptions } from './core/rate-limit.js';
@@ -21,7 +22,7 @@ import type { RelayAddress } from './io/relay-pool.js';
 export const DEFAULT_LIFETIME_SEC = 600;
 
 export function turnEnabled(config: Config): boolean {
-  return config.users.length > 0 || config.useAuthSecret;
+  return config.users.length > 0 || config.useAuthSecret || config.redisUrl !== undefined;
 }
 
 const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
@@ -108,8 +109,10 @@ export function buildAuthenticator(
   config: Config,
   nonceSecret: Buffer,
   revocations?: RevocationList,
+  source?: CredentialSource,
 ): Authenticator {
   return new Authenticator({
+    ...(source === undefined ? {} : { source }),
     ...(revocations === undefined
       ? {}
       : { isRevoked: (userId: string, nowSec: number) => revocations.isRevoked(userId, nowSec) }),

@@ -67,7 +67,7 @@ t.test('createServer: a server on 127.0.0.1 answers a STUN Binding, then closes'
   const warnings = lines.map((l) => JSON.parse(l) as { msg: string; warning?: string });
   t.same(
     warnings.filter((l) => l.msg === 'configuration warning').map((l) => l.warning),
-    ['realm has no effect: TURN is off (no user and no use-auth-secret)'],
+    ['realm has no effect: TURN is off (no user, no use-auth-secret and no redis-url)'],
     'settings without effect are logged on the given logger',
   );
 

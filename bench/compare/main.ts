@@ -24,6 +24,7 @@ import { parseCommandLine } from '../shared/cli.js';
 import { environment } from '../shared/machine.js';
 import { openFilesLimit } from '../shared/proc.js';
 import { ChildRegistry, pinningCpus, stopChildrenOnSignals } from '../shared/processes.js';
+import { type BenchRedis, startRedis } from '../shared/redis.js';
 import { measureBinding } from './binding.js';
 import { type Context, TargetFailure } from './context.js';
 import { measureRss, tenKFeasibility } from './memory.js';
@@ -54,10 +55,16 @@ async function main(): Promise<number> {
     toolMain,
     cpuCount,
     sockBufBytes: options.sockBufBytes,
+    redisUrl: () => redis?.url,
   });
   const targets = options.targets.map((n) => all.get(n)!);
   const registry = new ChildRegistry();
   const abort = stopChildrenOnSignals(registry);
+  // The fleet target's Redis: one for the whole run. In a fleet it runs on a host of its own, so it
+  // shares the load tool's CPU, never the server's (whose CPU time is what the setup figures count).
+  let redis: BenchRedis | undefined;
+  if (options.targets.includes('turnpike-fleet') && all.get('turnpike-fleet')?.skipReason === undefined)
+    redis = await startRedis(registry, pin?.client);
 
   const env = environment(repoRoot);
   const tenK = tenKFeasibility();

@@ -262,6 +262,7 @@ export const RATIO_PAIRS: readonly (readonly [TargetName, TargetName])[] = [
   ['turnpike', 'forwarder'],
   ['turnpike', 'coturn-mt'],
   ['turnpike', 'turnpike-base'],
+  ['turnpike-fleet', 'turnpike'],
 ];
 
 export function summarizeMetrics(
@@ -513,6 +514,20 @@ export function evaluateTargets(s: readonly MetricSummary[], binding?: BindingFi
       'the same work as the rate above, measured on the server: the view that holds when the tool limits the rate',
     ),
     earlier(
+      'allocation setup rate in fleet mode: turnpike-fleet/turnpike',
+      ratioOf(s, 'setup', 'turnpike-fleet/turnpike'),
+      '>= 0.8',
+      (v) => v >= 0.8,
+      'fleet mode adds a Redis round trip (quota admission) to every Allocate and a lease removal to every release',
+    ),
+    earlier(
+      'CPU per relayed packet in fleet mode: turnpike-fleet/turnpike',
+      ratioOf(s, 'cpu-per-packet', 'turnpike-fleet/turnpike'),
+      '<= 1.1',
+      (v) => v <= 1.1,
+      'the relay path does not change in fleet mode',
+    ),
+    earlier(
       'latency p99 (50 × 50 pps × 160 B): turnpike/forwarder',
       ratioOfMedians(s, 'latency-p99', 'turnpike', 'forwarder'),
       '<= 1.2',
@@ -533,6 +548,7 @@ const TARGET_LABELS: Record<TargetName, string> = {
   'turnpike-2t': 'turnpike 2 threads',
   'turnpike-js': 'turnpike JS plane',
   'turnpike-base': 'turnpike (base)',
+  'turnpike-fleet': 'turnpike (fleet)',
   coturn: 'coturn -m 1',
   'coturn-2t': 'coturn -m 2',
   'coturn-mt': 'coturn (all threads)',

@@ -8,6 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
+import { redisSkipReason } from '../shared/redis.js';
 import {
   coturnLaunch,
   coturnStatus,
@@ -25,6 +26,7 @@ export const TARGET_NAMES = [
   'turnpike-2t',
   'turnpike-js',
   'turnpike-base',
+  'turnpike-fleet',
   'coturn',
   'coturn-2t',
   'coturn-mt',
@@ -84,6 +86,26 @@ export interface TargetOptions {
   readonly cpuCount: number;
   /** SO_RCVBUF/SO_SNDBUF for turnpike and the forwarder (coturn sets its own); 0: OS default. */
   readonly sockBufBytes: number;
+  /** The Redis of the `turnpike-fleet` target (started by the run when that target is measured). */
+  readonly redisUrl?: () => string | undefined;
+}
+
+/**
+ * Fleet mode as the `turnpike-fleet` target runs it: a fleet-wide user quota high enough never to
+ * refuse, so that every Allocate pays its admission (one Lua script in Redis) and every release its
+ * lease removal, plus the heartbeat and the usage stream.
+ */
+export function fleetArgs(redisUrl: string): string[] {
+  return [
+    '--redis-url',
+    redisUrl,
+    '--node-id',
+    'bench',
+    '--fleet-user-quota',
+    '1000000',
+    '--fleet-lease-time',
+    '60',
+  ];
 }
 
 /** coturn as a TURN relay with the shared realm and user, loopback peers allowed, UDP relays only. */
@@ -129,6 +151,7 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
     turnpikeTarget('turnpike-2t', o.turnpikeBin, o, { plane: 'native', threads: 2 }),
     turnpikeTarget('turnpike-js', o.turnpikeBin, o, { plane: 'js', threads: 0 }),
     turnpikeTarget('turnpike-base', o.baseBin, o, undefined),
+    turnpikeTarget('turnpike-fleet', o.turnpikeBin, o, { plane: 'native', threads: 1 }),
     {
       name: 'coturn',
       description: `${coturn.label}, --relay-threads=1, relay ports ${COTURN_PORTS.min}-${COTURN_PORTS.max}`,
@@ -163,7 +186,7 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
   return new Map(targets.map((t) => [t.name, t]));
 }
 
-type TurnpikeName = 'turnpike' | 'turnpike-2t' | 'turnpike-js' | 'turnpike-base';
+type TurnpikeName = 'turnpike' | 'turnpike-2t' | 'turnpike-js' | 'turnpike-base' | 'turnpike-fleet';
 
 /** How a turnpike target selects its data plane, and what that is called in the report. */
 interface PlaneChoice {
@@ -223,12 +246,17 @@ function turnpikeTarget(
   expect: Target['expectPlane'],
 ): Target {
   const where = bin === undefined ? 'not given (--base-bin)' : relative(o.repoRoot, bin) || bin;
+  const fleet = name === 'turnpike-fleet';
   const plane =
     bin === undefined
       ? { args: [], label: '', skipReason: undefined, expect: undefined }
       : planeChoice(bin, expect, name === 'turnpike-base');
   const missing =
-    bin === undefined ? '--base-bin not given' : existsSync(bin) ? plane.skipReason : `${bin} missing`;
+    bin === undefined
+      ? '--base-bin not given'
+      : !existsSync(bin)
+        ? `${bin} missing`
+        : (plane.skipReason ?? (fleet ? redisSkipReason() : undefined));
   // Two relay threads are the point of turnpike-2t: it is left unpinned like coturn-2t. With one relay
   // thread the whole process (main thread and relay thread) is pinned to the server CPU, like coturn -m 1.
   const pinnable = name !== 'turnpike-2t';
@@ -236,6 +264,7 @@ function turnpikeTarget(
     name,
     description:
       `turnpike (${where})${plane.label === '' ? '' : `, ${plane.label}`}` +
+      (fleet ? ` in fleet mode on a local redis-server (${fleetArgs('URL').slice(2).join(' ')})` : '') +
       `${pinnable ? '' : ', unpinned'}, relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
     pinnable,
     authenticated: true,
@@ -245,6 +274,7 @@ function turnpikeTarget(
     ...(plane.expect === undefined ? {} : { expectPlane: plane.expect }),
     launch: (port, metricsPort) =>
       turnpikeLaunch(bin ?? '', port, [
+        ...(fleet ? fleetArgs(o.redisUrl?.() ?? 'redis://127.0.0.1:6379') : []),
         '--realm',
         REALM,
         '--user',

@@ -136,3 +136,26 @@ export function show(value: unknown): string {
   const text = JSON.stringify(value) ?? typeof value;
   return text.length > 60 ? text.slice(0, 57) + '...' : text;
 }
+
+/** A Redis URL: `redis://` or `rediss://` (TLS), with a host; user and password are optional. */
+export const checkRedisUrl: ItemCheck = (item) => {
+  let url: URL;
+  try {
+    url = new URL(item);
+  } catch {
+    return 'must be a redis:// or rediss:// URL';
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return 'must be a redis:// or rediss:// URL';
+  if (url.hostname === '') return 'must name a host (redis://host:6379)';
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d{1,2}$/.test(db)) return 'the path must be a database number (redis://host:6379/2)';
+  return undefined;
+};
+
+/** A node id: 1-64 letters, digits, dots, dashes or underscores (it is part of Redis keys). */
+export const checkNodeId: ItemCheck = (item) =>
+  /^[A-Za-z0-9._-]{1,64}$/.test(item) ? undefined : 'must be 1-64 letters, digits, ".", "_" or "-"';
+
+/** A Redis key prefix: printable, no spaces, at most 64 characters. */
+export const checkKeyPrefix: ItemCheck = (item) =>
+  /^[!-~]{1,64}$/.test(item) ? undefined : 'must be 1-64 printable characters without spaces';

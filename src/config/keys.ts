@@ -9,15 +9,25 @@ import {
   checkExternalIp,
   checkHostPort,
   checkIp,
+  checkKeyPrefix,
+  checkNodeId,
   checkPeerPattern,
   checkPublicHost,
   checkRealm,
+  checkRedisUrl,
   checkSecret,
   checkSpecificIp,
   checkUser,
   type ItemCheck,
 } from './checks.js';
-import type { Config, DataPlaneMode, DefaultAddressFamily, LogFormat, LogLevel } from './types.js';
+import type {
+  Config,
+  DataPlaneMode,
+  DefaultAddressFamily,
+  FleetQuotaOnError,
+  LogFormat,
+  LogLevel,
+} from './types.js';
 
 /** Fields shared by every row. */
 interface KeyBase<F extends keyof Config> {
@@ -149,7 +159,12 @@ function string<F extends FieldOf<string> | FieldOf<string | undefined>>(
 }
 
 function oneOf<
-  F extends FieldOf<LogLevel> | FieldOf<LogFormat> | FieldOf<DefaultAddressFamily> | FieldOf<DataPlaneMode>,
+  F extends
+    | FieldOf<LogLevel>
+    | FieldOf<LogFormat>
+    | FieldOf<DefaultAddressFamily>
+    | FieldOf<DataPlaneMode>
+    | FieldOf<FleetQuotaOnError>,
 >(
   name: string,
   field: F,
@@ -505,6 +520,125 @@ export const KEYS = [
     arg: 'n',
     description:
       'Worker threads of the native data plane, each with its own SO_REUSEPORT socket per UDP listening address; -1: one per CPU; 0: the js data plane. Restart to change.',
+  }),
+  string('redis-url', 'redisUrl', {
+    default: undefined,
+    arg: 'url',
+    secret: true,
+    check: checkRedisUrl,
+    description:
+      "Fleet mode: the Redis shared by every node (redis://host:6379/0, rediss:// for TLS). Users and secrets in coturn's Redis layout, fleet-wide quotas and revocations, the node registry, redirects and usage records. Unset: a lone node.",
+  }),
+  string('redis-password', 'redisPassword', {
+    default: undefined,
+    arg: 'password',
+    secret: true,
+    check: checkSecret,
+    description: 'Password for redis-url (AUTH); prefer TURNPIKE_REDIS_PASSWORD_FILE.',
+  }),
+  string('redis-key-prefix', 'redisKeyPrefix', {
+    default: 'turnpike',
+    arg: 'prefix',
+    check: checkKeyPrefix,
+    description:
+      "Prefix of turnpike's own Redis keys (leases, revocations, nodes, usage stream); coturn's turn/realm/... keys are read as they are.",
+  }),
+  integer('redis-timeout', 'redisTimeout', {
+    min: 50,
+    max: 60000,
+    default: 1000,
+    arg: 'ms',
+    description:
+      'Milliseconds an Allocate waits for the fleet quota check before fleet-quota-on-error decides.',
+  }),
+  integer('redis-userdb-poll', 'redisUserdbPoll', {
+    min: 1,
+    max: 3600,
+    default: 10,
+    arg: 'seconds',
+    description:
+      'Seconds between full reads of the user database in Redis; with keyspace notifications on (notify-keyspace-events K$g or KA), changes apply at once.',
+  }),
+  string('node-id', 'nodeId', {
+    default: undefined,
+    arg: 'id',
+    check: checkNodeId,
+    description: 'Name of this node in the fleet; unset means the host name.',
+  }),
+  string('fleet-address', 'fleetAddress', {
+    default: undefined,
+    arg: 'ip[:port]',
+    check: checkHostPort,
+    description:
+      'Address other nodes send clients to (ALTERNATE-SERVER) when they redirect to this node; unset means the first external-ip public address, else the first listening-ip, with listening-port.',
+  }),
+  integer('fleet-user-quota', 'fleetUserQuota', {
+    min: 0,
+    max: INT32,
+    default: 0,
+    description:
+      "Concurrent allocations per user (REST userid) across the whole fleet; 0 means none. The realm's user-quota in Redis (coturn layout), when set, takes precedence.",
+  }),
+  integer('fleet-lease-time', 'fleetLeaseTime', {
+    min: 2,
+    max: 3600,
+    default: 30,
+    arg: 'seconds',
+    description:
+      'Lifetime of a fleet quota lease; the owning node renews it, so the slots of a node that died come back within this time.',
+  }),
+  oneOf('fleet-quota-on-error', 'fleetQuotaOnError', {
+    values: ['allow', 'deny'],
+    default: 'allow',
+    arg: 'allow|deny',
+    description:
+      'When Redis cannot answer the fleet quota check: allow the allocation (the local user-quota still applies) or deny it with 508.',
+  }),
+  integer('fleet-max-allocations', 'fleetMaxAllocations', {
+    min: 0,
+    max: INT32,
+    default: 0,
+    description:
+      'Allocations on this node from which new Allocates are redirected (300 Try Alternate) to the least-loaded healthy node; 0 means no threshold.',
+  }),
+  integer('fleet-max-cpu', 'fleetMaxCpu', {
+    min: 0,
+    max: 100,
+    default: 0,
+    arg: 'percent',
+    description:
+      'CPU use of this process (percent of one core, over the last heartbeat) from which new Allocates are redirected; 0 means no threshold.',
+  }),
+  boolean('fleet-readyz-capacity', 'fleetReadyzCapacity', {
+    default: false,
+    description: '/readyz answers 503 while this node is over its fleet load threshold.',
+  }),
+  boolean('fleet-readyz-redis', 'fleetReadyzRedis', {
+    default: false,
+    description: '/readyz answers 503 while Redis is unreachable.',
+  }),
+  integer('fleet-usage-interim', 'fleetUsageInterim', {
+    min: 0,
+    max: 86400,
+    default: 300,
+    arg: 'seconds',
+    description:
+      'Seconds between interim usage records of a live allocation (the final record comes when it ends); 0 means none.',
+  }),
+  integer('fleet-usage-buffer', 'fleetUsageBuffer', {
+    min: 1,
+    max: 10000000,
+    default: 100000,
+    arg: 'records',
+    description:
+      'Usage records kept in memory while Redis is unreachable, written when it is back; beyond this the oldest are dropped, counted and logged.',
+  }),
+  integer('fleet-usage-stream-max', 'fleetUsageStreamMax', {
+    min: 1000,
+    max: INT32,
+    default: 1000000,
+    arg: 'entries',
+    description: 'Approximate length the usage stream is trimmed to (XADD MAXLEN ~).',
   }),
 ] as const satisfies readonly KeySpec[];
 

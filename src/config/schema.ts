@@ -146,8 +146,12 @@ export function checkConfig(config: Config): Config {
   if (config.minPort > config.maxPort) {
     throw new ConfigError('min-port', `must not exceed max-port (${config.maxPort}), got ${config.minPort}`);
   }
-  if (config.useAuthSecret && config.staticAuthSecrets.length === 0) {
-    throw new ConfigError('static-auth-secret', 'at least one secret is required when use-auth-secret is on');
+  // In fleet mode the secrets may all live in the Redis user database.
+  if (config.useAuthSecret && config.staticAuthSecrets.length === 0 && config.redisUrl === undefined) {
+    throw new ConfigError(
+      'static-auth-secret',
+      'at least one secret is required when use-auth-secret is on (or redis-url, with secrets in its user database)',
+    );
   }
   if (config.cert !== undefined && config.pkey === undefined) {
     throw new ConfigError('pkey', 'is required when cert is set');

@@ -22,7 +22,7 @@ import { formatIp, parseIp } from '../core/ip.js';
 import { ConfigError } from '../errors.js';
 import { loadCertificatePair } from '../io/certificates.js';
 import { selectDataPlane } from '../io/native/select.js';
-import { keySpec } from './keys.js';
+import { KEYS, keySpec } from './keys.js';
 import type { Config } from './types.js';
 
 /** TLS listens only with both files and without `no-tls`. */
@@ -32,7 +32,8 @@ export function isTlsOn(config: Config): boolean {
 
 /** TURN (Allocate and the rest) is served only with users or REST credentials. */
 function isTurnOn(config: Config): boolean {
-  return config.users.length > 0 || config.useAuthSecret;
+  // With redis-url, users may come from the Redis user database.
+  return config.users.length > 0 || config.useAuthSecret || config.redisUrl !== undefined;
 }
 
 /** Any TCP or TLS listener. */
@@ -211,7 +212,7 @@ export function configWarnings(config: Config): string[] {
 
   if (!isTurnOn(config)) {
     for (const key of TURN_KEYS) {
-      if (isSet(config, key)) warn(key, 'TURN is off (no user and no use-auth-secret)');
+      if (isSet(config, key)) warn(key, 'TURN is off (no user, no use-auth-secret and no redis-url)');
     }
   }
   if (isSet(config, 'static-auth-secret') && !config.useAuthSecret) {
@@ -233,6 +234,18 @@ export function configWarnings(config: Config): string[] {
         'public-host',
         'it is used only in /ice-servers answers, which need api-token and use-auth-secret',
       );
+    }
+  }
+
+  if (config.redisUrl === undefined) {
+    for (const spec of KEYS) {
+      if (
+        spec.name.startsWith('fleet-') ||
+        (spec.name.startsWith('redis-') && spec.name !== 'redis-url') ||
+        spec.name === 'node-id'
+      ) {
+        if (isSet(config, spec.name)) warn(spec.name, 'fleet mode is off (redis-url is not set)');
+      }
     }
   }
 

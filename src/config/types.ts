@@ -16,6 +16,8 @@ export type LogFormat = 'auto' | 'json' | 'pretty';
 export type DataPlaneMode = 'auto' | 'native' | 'js';
 /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY (`allocation-default-address-family`). */
 export type DefaultAddressFamily = 'ipv4' | 'ipv6' | 'keep';
+/** What the fleet quota check does when Redis cannot answer (`fleet-quota-on-error`). */
+export type FleetQuotaOnError = 'allow' | 'deny';
 
 export interface Config {
   /** STUN/TURN port for UDP and TCP (`listening-port`, default 3478). */
@@ -115,4 +117,38 @@ export interface Config {
   readonly dataPlane: DataPlaneMode;
   /** Native data plane threads; -1: one per CPU; 0: the JavaScript data plane. */
   readonly relayThreads: number;
+  /** Fleet mode: the shared Redis (`redis-url`, redis:// or rediss://); unset: a lone node. Secret. */
+  readonly redisUrl: string | undefined;
+  /** Redis password (`redis-password`, best given as TURNPIKE_REDIS_PASSWORD_FILE). Secret. */
+  readonly redisPassword: string | undefined;
+  /** Prefix of turnpike's own Redis keys (`redis-key-prefix`, default `turnpike`). */
+  readonly redisKeyPrefix: string;
+  /** Milliseconds a fleet check may wait for Redis (`redis-timeout`, 1000). */
+  readonly redisTimeout: number;
+  /** Seconds between full reads of the coturn-layout user database (`redis-userdb-poll`, 10). */
+  readonly redisUserdbPoll: number;
+  /** This node's name in the fleet (`node-id`; default the host name). */
+  readonly nodeId: string | undefined;
+  /** `ip[:port]` other nodes redirect clients to (`fleet-address`). */
+  readonly fleetAddress: string | undefined;
+  /** Fleet-wide concurrent allocations per user (`fleet-user-quota`, 0 = none). */
+  readonly fleetUserQuota: number;
+  /** Seconds a quota lease lives without renewal (`fleet-lease-time`, 30). */
+  readonly fleetLeaseTime: number;
+  /** `fleet-quota-on-error`: allow (default) or deny when Redis cannot answer. */
+  readonly fleetQuotaOnError: FleetQuotaOnError;
+  /** Allocations on this node above which new ones are redirected (`fleet-max-allocations`, 0 = none). */
+  readonly fleetMaxAllocations: number;
+  /** CPU percent above which new allocations are redirected (`fleet-max-cpu`, 0 = none). */
+  readonly fleetMaxCpu: number;
+  /** /readyz answers 503 while over the load threshold (`fleet-readyz-capacity`). */
+  readonly fleetReadyzCapacity: boolean;
+  /** /readyz answers 503 while Redis is unreachable (`fleet-readyz-redis`). */
+  readonly fleetReadyzRedis: boolean;
+  /** Seconds between interim usage records of a live allocation (`fleet-usage-interim`, 300; 0 = none). */
+  readonly fleetUsageInterim: number;
+  /** Usage records kept while Redis is unreachable (`fleet-usage-buffer`, 100000). */
+  readonly fleetUsageBuffer: number;
+  /** Approximate length the usage stream is trimmed to (`fleet-usage-stream-max`, 1000000). */
+  readonly fleetUsageStreamMax: number;
 }

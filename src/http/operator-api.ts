@@ -2,6 +2,7 @@
  * Operator endpoints of the HTTP listener, all behind the bearer token (`api-token`):
  *
  *   GET  /ice-servers?userid=…&ttl=…&transport=…   RTCConfiguration with TURN REST credentials
+ *        &tag=…                                    a tag in the username, for usage records
  *        &format=rest                              the same credential and TURN URLs as the TURN
  *                                                  REST API draft's {username, password, ttl, uris}
  *   GET  /admin/allocations                        live allocations, with counters
@@ -47,6 +48,10 @@ export interface OperatorDeps {
   /** Starts a drain (the server's `drain()`). */
   readonly drain: () => void;
   readonly revocations: RevocationList;
+  /** Fleet mode: revocations are shared with every node. */
+  readonly fleet?: FleetRevocationSink | undefined;
+  /** Fleet mode: REST secrets from the Redis user database, after `static-auth-secret`. */
+  readonly restSecrets?: (() => readonly string[]) | undefined;
   readonly log: Logger;
   /** Clock, ms (tests pin it). */
   readonly nowMs?: () => number;
@@ -60,8 +65,16 @@ export interface OperatorContext {
   readonly config: () => Config;
   readonly turn: TurnService;
   readonly revocations: RevocationList;
+  readonly fleet?: FleetRevocationSink | undefined;
+  readonly restSecrets?: (() => readonly string[]) | undefined;
   readonly drain: () => void;
   readonly log: Logger;
+}
+
+/** Where fleet mode hears of revocations made through this node's API (to tell the other nodes). */
+export interface FleetRevocationSink {
+  revoke(userid: string, until: number): void;
+  unrevoke(userid: string): void;
 }
 
 /** Registers the operator routes on `http`; `revocations` is the list the authenticator consults. */
@@ -72,6 +85,8 @@ export function registerOperatorRoutes(http: HttpApi, ctx: OperatorContext): voi
     turn: () => turn,
     drain: ctx.drain,
     revocations: ctx.revocations,
+    fleet: ctx.fleet,
+    restSecrets: ctx.restSecrets,
     log: ctx.log.child({ component: 'operator-api' }),
   });
 }
@@ -145,10 +160,16 @@ export function describeAllocation(live: LiveAllocation, nowSec: number): Alloca
   };
 }
 
+/** Deletes the REST allocations of user id `userid` (a revocation; a static user of that name stays). */
+export function disconnectRestUser(service: TurnService | undefined, userid: string): number {
+  return disconnect(service, (a) => a.userId === userid && parseRestUsername(a.username) !== undefined);
+}
+
 /** Deletes the allocations `match` selects (reason 'admin'); returns how many. */
 function disconnect(service: TurnService | undefined, match: (a: Allocation) => boolean): number {
   if (service === undefined) return 0;
-  const doomed = [...service.allocations()].map((l) => l.allocation).filter((a) => !a.deleted && match(a));
+  // Pending ones too (still binding, or waiting for fleet admission): they would come alive after.
+  const doomed = [...service.table.all()].filter((a) => !a.deleted && match(a));
   for (const a of doomed) service.deleteAllocation(a, 'admin');
   return doomed.length;
 }
@@ -170,10 +191,16 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
       const q = url.searchParams;
       const format = parseCredentialFormat(q.get('format'));
       if (!format.ok) return error(400, format.error);
+      const config = deps.config();
+      const extra = deps.restSecrets?.() ?? [];
       const r = iceServers(
-        deps.config(),
+        // The first secret signs: a configured one, else (fleet mode) one from Redis.
+        extra.length === 0
+          ? config
+          : { ...config, staticAuthSecrets: [...config.staticAuthSecrets, ...extra] },
         {
           userid: q.get('userid') ?? undefined,
+          tag: q.get('tag') ?? undefined,
           ttl: q.get('ttl') ?? undefined,
           transports: q.getAll('transport').join(','),
           nowSec: nowSec(),
@@ -236,10 +263,8 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
         return error(503, `the revocation list is full (${deps.revocations.maxEntries} entries in force)`);
       }
       // REST allocations of that id only: a static user of the same name is not revoked.
-      const n = disconnect(
-        deps.turn(),
-        (a) => a.userId === userid && parseRestUsername(a.username) !== undefined,
-      );
+      const n = disconnectRestUser(deps.turn(), userid);
+      deps.fleet?.revoke(userid, until);
       deps.log.info({ userid, until, allocations: n }, 'admin: revoked REST user id');
       return json(200, { userid, until, disconnected: n });
     },
@@ -254,6 +279,7 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
       if (!parsed.ok) return parsed.reply;
       const userid = parsed.value.name;
       const lifted = deps.revocations.lift(userid);
+      deps.fleet?.unrevoke(userid);
       deps.log.info({ userid, lifted }, 'admin: lifted revocation');
       return json(200, { userid, lifted });
     },

@@ -6,6 +6,8 @@ export function registerHealthRoutes(
   http: HttpApi,
   metrics: Metrics,
   state: { readonly ready: boolean; readonly draining: boolean },
+  /** More reasons not to be ready (fleet mode: over capacity, Redis unreachable), or undefined. */
+  notReady: () => string | undefined = () => undefined,
 ): void {
   http.route(
     'GET',
@@ -20,10 +22,12 @@ export function registerHealthRoutes(
   http.route(
     'GET',
     '/readyz',
-    () =>
-      state.ready && !state.draining
-        ? { status: 200, body: 'ready\n' }
-        : { status: 503, body: state.draining ? 'draining\n' : 'starting\n' },
+    () => {
+      if (!state.ready || state.draining)
+        return { status: 503, body: state.draining ? 'draining\n' : 'starting\n' };
+      const why = notReady();
+      return why === undefined ? { status: 200, body: 'ready\n' } : { status: 503, body: `${why}\n` };
+    },
     { protected: false },
   );
 }

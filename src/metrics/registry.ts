@@ -32,6 +32,51 @@ export interface MetricsSources {
   readonly ready?: () => boolean;
 }
 
+/** A counter on `r` whose value is `read()` at each scrape (a running total kept elsewhere). */
+export function readCounter(r: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [r],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+/** A counter on `r` whose series are what `read()` yields at each scrape (labels, running total). */
+export function readLabeledCounter(
+  r: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => Iterable<[Record<string, string>, number]>,
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [r],
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) this.inc(labels, value);
+    },
+  });
+}
+
+/** A gauge on `r` set to `read()` at each scrape. */
+export function readGauge(r: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [r],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
 export class Metrics {
   readonly registry = new Registry();
   /** Allocation lifetimes, observed when an allocation ends. */
@@ -48,29 +93,9 @@ export class Metrics {
       help: string,
       labelNames: string[],
       read: () => Iterable<[Record<string, string>, number]>,
-    ): void => {
-      new Counter({
-        name,
-        help,
-        labelNames,
-        registers: [r],
-        collect() {
-          this.reset();
-          for (const [labels, value] of read()) this.inc(labels, value);
-        },
-      });
-    };
-    const counter = (name: string, help: string, read: () => number): void => {
-      new Counter({
-        name,
-        help,
-        registers: [r],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
-    };
+    ): void => readLabeledCounter(r, name, help, labelNames, read);
+    const counter = (name: string, help: string, read: () => number): void =>
+      readCounter(r, name, help, read);
 
     new Gauge({
       name: 'turn_allocations',

@@ -164,7 +164,7 @@ t.test('the daemon logs settings without effect at warn before it starts', async
   const texts = warnings.map((l) => l.warning ?? '');
   // The test helper adds a relay range and drain-timeout 0 (also without effect here): not listed.
   for (const expected of [
-    'realm has no effect: TURN is off (no user and no use-auth-secret)',
+    'realm has no effect: TURN is off (no user, no use-auth-secret and no redis-url)',
     'cert has no effect: no-tls is set',
     'pkey has no effect: no-tls is set',
   ]) {

@@ -288,7 +288,7 @@ t.test('settings without effect: warnings on stderr (check-config), to the daemo
   const check = await run(['check-config', ...argvWithKey]);
   t.equal(check.code, 0, 'warnings do not fail the check');
   const expected = [
-    'realm has no effect: TURN is off (no user and no use-auth-secret)',
+    'realm has no effect: TURN is off (no user, no use-auth-secret and no redis-url)',
     'api-token has no effect: the HTTP listener is off (prometheus is not set)',
     'cert has no effect: no-tls is set',
     'pkey has no effect: no-tls is set',

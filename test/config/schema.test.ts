@@ -66,6 +66,23 @@ t.test('defaults', async (t) => {
     sockBufSize: 0,
     dataPlane: 'auto',
     relayThreads: -1,
+    redisUrl: undefined,
+    redisPassword: undefined,
+    redisKeyPrefix: 'turnpike',
+    redisTimeout: 1000,
+    redisUserdbPoll: 10,
+    nodeId: undefined,
+    fleetAddress: undefined,
+    fleetUserQuota: 0,
+    fleetLeaseTime: 30,
+    fleetQuotaOnError: 'allow',
+    fleetMaxAllocations: 0,
+    fleetMaxCpu: 0,
+    fleetReadyzCapacity: false,
+    fleetReadyzRedis: false,
+    fleetUsageInterim: 300,
+    fleetUsageBuffer: 100000,
+    fleetUsageStreamMax: 1000000,
   } satisfies Config);
   t.ok(Object.hasOwn(d, 'cert') && Object.hasOwn(d, 'pkey'), 'optional fields are present, as undefined');
   t.same(validate({}, SOURCE), d, 'an empty file gives the defaults');
@@ -77,7 +94,7 @@ t.test('defaults', async (t) => {
   t.equal(keySpec('static-auth-secret')?.secret, true);
   t.same(
     KEYS.filter((k) => k.secret).map((k) => k.name),
-    ['user', 'static-auth-secret', 'api-token'],
+    ['user', 'static-auth-secret', 'api-token', 'redis-url', 'redis-password'],
     'exactly the secrets are marked secret',
   );
   const user = keySpec('user');
@@ -120,9 +137,15 @@ t.test('accepts good values of every kind', async (t) => {
       'prometheus-address': '::1',
       'public-host': 'turn.example.org.',
       'test-page': true,
+      'redis-url': 'rediss://user@redis.example.org:6380/2',
+      'node-id': 'turn-eu-1',
+      'fleet-address': '192.0.2.1:3478',
+      'fleet-quota-on-error': 'deny',
     },
     SOURCE,
   );
+  t.equal(config.redisUrl, 'rediss://user@redis.example.org:6380/2');
+  t.equal(config.fleetQuotaOnError, 'deny');
   t.equal(config.publicHost, 'turn.example.org.');
   t.equal(config.testPage, true);
   for (const host of ['turn', 'a-b.example', '192.0.2.1', '2001:db8::1', `${'a'.repeat(63)}.org`]) {
@@ -193,6 +216,12 @@ t.test('refuses bad values with the key named', async (t) => {
     ['public-host', '-bad.example', /DNS name/],
     ['public-host', 'a..b', /DNS name/],
     ['public-host', '1.2.3', /DNS name/],
+    ['redis-url', 'http://redis:6379', /redis-url.*redis:\/\/ or rediss:\/\//],
+    ['redis-url', 'redis://host/x', /database number/],
+    ['node-id', 'a b', /node-id.*letters, digits/],
+    ['fleet-quota-on-error', 'maybe', /fleet-quota-on-error/],
+    ['fleet-max-cpu', 101, /fleet-max-cpu/],
+    ['fleet-address', 'turn.example.org', /fleet-address.*ip, ip:port/],
     ['public-host', `${'a'.repeat(64)}.org`, /DNS name/],
     ['public-host', '', /DNS name/],
     ['test-page', 'on', /true or false/],

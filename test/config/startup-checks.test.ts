@@ -137,7 +137,7 @@ t.test('the certificate is loaded as the TLS listener loads it', async (t) => {
 
 t.test('warnings: each setting that changes nothing, worded "<key> has no effect: <why>"', async (t) => {
   t.same(configWarnings(config()), [], 'defaults');
-  const turnOff = 'TURN is off (no user and no use-auth-secret)';
+  const turnOff = 'TURN is off (no user, no use-auth-secret and no redis-url)';
   const httpOff = 'the HTTP listener is off (prometheus is not set)';
   const cases: [Partial<Config>, string[]][] = [
     [
@@ -218,6 +218,15 @@ t.test('warnings: each setting that changes nothing, worded "<key> has no effect
       ],
     ],
     [{ noUdp: true, sockBufSize: 1 << 20, users: ['a:b'] }, []],
+    [
+      { users: ['a:b'], nodeId: 'n1', fleetUserQuota: 3, redisTimeout: 200 },
+      [
+        'redis-timeout has no effect: fleet mode is off (redis-url is not set)',
+        'node-id has no effect: fleet mode is off (redis-url is not set)',
+        'fleet-user-quota has no effect: fleet mode is off (redis-url is not set)',
+      ],
+    ],
+    [{ redisUrl: 'redis://127.0.0.1', nodeId: 'n1', fleetUserQuota: 3, realm: 'r' }, []],
   ];
   for (const [overrides, expected] of cases) {
     t.same(configWarnings(config(overrides)), expected, JSON.stringify(overrides));

@@ -10,24 +10,20 @@
  *
  * uclient sends RTP to the peer port Q and RTCP to Q + 1; turnutils_peer listens on both.
  */
-import { existsSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { assertHealthy, refusalCode } from '../fixtures/helpers/assertions.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
 import { type Daemon, freePort, metricsArgs, startDaemon, tlsArgs } from '../fixtures/helpers/daemon.js';
 import { sample, scrape, total } from '../fixtures/helpers/prometheus.js';
 import { freeUdpRange, restCredentials, TurnClient } from '../fixtures/helpers/turn-client.js';
-import { PEER, runUclient, startPeer, UCLIENT, type UclientReport } from '../fixtures/helpers/uclient.js';
+import { runUclient, startPeer, type UclientReport, uclientSkip } from '../fixtures/helpers/uclient.js';
 
 const CLIENTS = 10;
 const MESSAGES = 100;
 const SECRET = 'rest-secret-for-tests';
 const REALM = 'example.test';
 
-const skip =
-  (!existsSync(UCLIENT) || !existsSync(PEER)) && !process.env['CI']
-    ? 'coturn not installed (CI installs it)'
-    : false;
+const skip = uclientSkip;
 
 const MODES = [
   { name: 'ChannelData', flags: [] as string[] },

@@ -157,6 +157,13 @@ t.test('refusals: REST off (409), bad user id or ttl (400)', async (t) => {
   t.match(iceServers(config(), { ...req, userid: undefined }), { ok: false, status: 400, error: /required/ });
   t.match(iceServers(config(), { ...req, userid: 'a:b' }), { ok: false, status: 400 });
   t.match(iceServers(config(), { ...req, ttl: 'soon' }), { ok: false, status: 400, error: /ttl/ });
+  t.match(iceServers(config(), { ...req, tag: 'a#b' }), { ok: false, status: 400, error: /tag/ });
+  const tagged = iceServers(config(), { ...req, tag: 'room-7' });
+  t.match(
+    tagged.ok && tagged.value.iceServers.at(-1),
+    { username: `${NOW + 600}:alice#room-7` },
+    'a tag after #',
+  );
   t.match(iceServers(config(), { ...req, ttl: '10' }), {
     ok: false,
     status: 400,

@@ -35,7 +35,7 @@ import { AttrType, PasswordAlgorithm } from '../constants.js';
 import type { StunView } from '../stun/decode.js';
 import type { StunWriter } from '../stun/encode.js';
 import { longTermKey, verifyMessageIntegrity, verifyMessageIntegritySha256 } from '../stun/integrity.js';
-import { StaticUsers } from './credentials.js';
+import { type CredentialSource, StaticUsers } from './credentials.js';
 import { NONCE_BAD, NONCE_HAS_COOKIE, NONCE_STALE, NonceCodec, SecurityFeature } from './nonce.js';
 import { parseRestUsername, restPassword } from './rest-secret.js';
 
@@ -56,6 +56,8 @@ export interface AuthOptions {
    * integrity verified). Must be cheap and must not throw: it runs on every authenticated request.
    */
   readonly isRevoked?: (userId: string, nowSec: number) => boolean;
+  /** Users and REST secrets kept elsewhere (fleet mode's user database), after the configured ones. */
+  readonly source?: CredentialSource;
 }
 
 export type AuthFailureReason =
@@ -136,7 +138,11 @@ export class Authenticator {
   private readonly realmBytes: Buffer;
   private readonly users: StaticUsers;
   private readonly useAuthSecret: boolean;
-  private readonly secrets: readonly string[];
+  private readonly staticSecrets: readonly string[];
+  /** The configured secrets, then the source's; rebuilt when the source's version changes. */
+  private secrets: readonly string[];
+  private readonly source: CredentialSource | undefined;
+  private sourceVersion = -1;
   private readonly isRevoked: ((userId: string, nowSec: number) => boolean) | undefined;
   private readonly nonces: NonceCodec;
   /** Verified REST long-term keys by secret number, algorithm and username (see cacheRestKey). */
@@ -163,7 +169,9 @@ export class Authenticator {
     this.realmBytes = Buffer.from(options.realm, 'utf8');
     this.users = new StaticUsers(options.users, options.realm);
     this.useAuthSecret = options.useAuthSecret;
-    this.secrets = Object.freeze([...options.staticAuthSecrets]);
+    this.staticSecrets = Object.freeze([...options.staticAuthSecrets]);
+    this.secrets = this.staticSecrets;
+    this.source = options.source;
     this.isRevoked = options.isRevoked;
     this.nonces = new NonceCodec(options.nonceSecret, options.staleNonceSec);
     this.dummyKey = longTermKey('', options.realm, '', 'sha256');
@@ -216,7 +224,7 @@ export class Authenticator {
     const raw = view.value(f.username);
     if (raw.length > MAX_USERNAME_BYTES || !isUtf8(raw)) return AUTH_FAILURES['bad-request'];
     const username = raw.toString('utf8');
-    const user = this.users.byName(username);
+    const user = this.users.byName(username) ?? this.source?.user(username);
     if (user !== undefined) {
       return this.verifyStatic(view, sha256, username, useSha256Key ? user.sha256Key : user.md5Key);
     }
@@ -226,6 +234,7 @@ export class Authenticator {
     if (rest.expirySec < nowSec) return AUTH_FAILURES['expired-username'];
 
     // 7. REST: any of the secrets may have issued the password.
+    if (this.source !== undefined && this.source.version !== this.sourceVersion) this.syncSource(this.source);
     for (let s = 0; s < this.secrets.length; s++) {
       const id = `${s}${useSha256Key ? 's' : 'm'}${username}`;
       const cached = this.restKeys.get(id);
@@ -306,6 +315,13 @@ export class Authenticator {
       if (oldest !== undefined) this.restKeys.delete(oldest);
     }
     this.restKeys.set(id, key);
+  }
+
+  /** The source's secrets changed: the secret list is rebuilt and the REST keys cached under the old one dropped. */
+  private syncSource(source: CredentialSource): void {
+    this.sourceVersion = source.version;
+    this.secrets = Object.freeze([...this.staticSecrets, ...source.secrets]);
+    this.restKeys.clear();
   }
 
   private unknownUser(view: StunView, sha256: boolean): AuthFailure {

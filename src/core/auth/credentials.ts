@@ -72,3 +72,16 @@ export class StaticUsers {
     return hash.length === 32 ? this.byHashMap.get(hash.toString('latin1')) : undefined;
   }
 }
+
+/**
+ * Credentials kept outside the configuration (fleet mode: a user database in Redis, replicated in
+ * memory), consulted after the configured ones. Synchronous and cheap: it runs on the request path.
+ */
+export interface CredentialSource {
+  /** The user of that name, or undefined (configured users are looked up first). */
+  user(name: string): StaticUser | undefined;
+  /** TURN REST secrets beyond `static-auth-secret` (used only with use-auth-secret). */
+  readonly secrets: readonly string[];
+  /** Changes whenever `secrets` or any user changes (cached REST keys are dropped then). */
+  readonly version: number;
+}

@@ -3,6 +3,9 @@
  * that shares a secret with the TURN server hands out
  *
  *   username = "<expiry unix seconds>:<user id>"  (or a bare "<expiry>")
+ *   username = "<expiry unix seconds>:<user id>#<tag>"  (a tag the application adds for its own
+ *                                                     accounting: a room, a session; turnpike's
+ *                                                     usage records carry it, quotas ignore it)
  *   password = base64(HMAC-SHA1(secret, username))
  *
  * The TURN server recomputes the password from the username, so nothing per user is stored; the
@@ -15,8 +18,13 @@ import { createHmac } from 'node:crypto';
 export interface RestUsername {
   /** Unix seconds after which the credential is refused. */
   readonly expirySec: number;
-  /** The part after the first ':' (the quota key), or the whole username when there is none. */
+  /**
+   * The part after the first ':' up to a '#' (the quota and revocation key), or the whole username
+   * when there is no ':'.
+   */
   readonly userId: string;
+  /** The part after the first '#' of what follows the ':' (undefined when there is no '#'). */
+  readonly tag?: string;
 }
 
 /** Up to 12 digits: year 33658 is far enough, and the number stays an exact integer. */
@@ -37,6 +45,8 @@ export function parseRestUsername(username: string): RestUsername | undefined {
     expirySec = expirySec * 10 + d;
   }
   const rest = colon < 0 ? '' : username.slice(colon + 1);
+  const hash = rest.indexOf('#');
+  if (hash > 0) return { expirySec, userId: rest.slice(0, hash), tag: rest.slice(hash + 1) };
   return { expirySec, userId: rest === '' ? username : rest };
 }
 

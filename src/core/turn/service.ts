@@ -17,6 +17,7 @@ import type { Stats } from '../stats.js';
 import { readString } from '../stun/attrs.js';
 import type { StunView } from '../stun/decode.js';
 import type { ClientEndpoint } from '../transport.js';
+import type { AllocationAdmission } from './admission.js';
 import type { Allocation } from './allocation.js';
 import { StunError } from './errors.js';
 import type { AuthFailureInfo, DeleteReason, TurnEventBus } from './events.js';
@@ -58,6 +59,8 @@ export interface TurnServiceDeps {
   readonly stats: Stats;
   readonly clock: Clock;
   readonly events: TurnEventBus;
+  /** Fleet mode: redirects and admission of new allocations (absent: a lone node). */
+  readonly admission?: AllocationAdmission;
 }
 
 /** A read-only view of one allocation, for the operator API and metrics. */
@@ -88,6 +91,7 @@ export class TurnService implements TurnState {
   readonly responder: Responder;
   readonly cache = new ResponseCache();
   draining = false;
+  readonly admission: AllocationAdmission | undefined;
   nextAlternate = 0;
   private readonly limiter: SourceRateLimiter;
   private nextId = 1;
@@ -103,6 +107,7 @@ export class TurnService implements TurnState {
     this.stats = deps.stats;
     this.clock = deps.clock;
     this.events = deps.events;
+    this.admission = deps.admission;
     this.responder = new Responder(deps.stats, deps.options, deps.auth);
     deps.limiter.setAllocationCheck((address) => this.table.hasClientAddress(address));
   }

@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js';
 import type { Stats } from '../stats.js';
 import type { StunView } from '../stun/decode.js';
 import type { ClientEndpoint, RelayAddressMap, RelayHandle } from '../transport.js';
+import type { AllocationAdmission } from './admission.js';
 import type { Allocation } from './allocation.js';
 import type { DeleteReason, TurnEventBus } from './events.js';
 import type { ForwardingTable } from './forwarding.js';
@@ -97,6 +98,8 @@ export interface TurnState {
   readonly responder: Responder;
   readonly cache: ResponseCache;
   readonly draining: boolean;
+  /** Fleet mode's redirect and admission (undefined: a lone node). */
+  readonly admission: AllocationAdmission | undefined;
   nextAlternate: number;
   newAllocationId(): number;
   ownAllocation(r: TurnRequest): Allocation;

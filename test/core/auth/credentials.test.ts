@@ -57,6 +57,14 @@ t.test('REST usernames', async (t) => {
   t.same(parseRestUsername('1700000000:alice'), { expirySec: 1700000000, userId: 'alice' });
   t.same(parseRestUsername('1700000000'), { expirySec: 1700000000, userId: '1700000000' });
   t.same(parseRestUsername('1700000000:a:b'), { expirySec: 1700000000, userId: 'a:b' });
+  // A tag after '#': not part of the quota key.
+  t.same(parseRestUsername('1700000000:alice#room-7'), {
+    expirySec: 1700000000,
+    userId: 'alice',
+    tag: 'room-7',
+  });
+  t.same(parseRestUsername('1700000000:alice#'), { expirySec: 1700000000, userId: 'alice', tag: '' });
+  t.same(parseRestUsername('1700000000:#x'), { expirySec: 1700000000, userId: '#x' });
   t.same(parseRestUsername('1700000000:'), { expirySec: 1700000000, userId: '1700000000:' });
   t.same(parseRestUsername('0:x'), { expirySec: 0, userId: 'x' });
   t.same(parseRestUsername('999999999999:x'), { expirySec: 999999999999, userId: 'x' });

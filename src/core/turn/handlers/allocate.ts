@@ -60,6 +60,11 @@ export function allocate(s: TurnState, r: TurnRequest): null {
     additional = true;
   }
   if (!s.allocator.supports(family)) throw new StunError(ErrorCode.AddressFamilyNotSupported);
+  // Fleet mode: over this node's load threshold, or draining, send the client to the least-loaded
+  // healthy node (RFC 8489 §10, 300 Try Alternate).
+  const fleetAlternate = s.admission?.redirect(s.draining, unmapped(r.address).includes(':') ? 6 : 4);
+  if (fleetAlternate !== undefined)
+    throw new StunError(ErrorCode.TryAlternate, { alternate: fleetAlternate });
   if (s.draining) {
     // RFC 8489 §10: send the client elsewhere (in turn over the configured alternates), or refuse.
     const alternates = s.options.alternateServers ?? [];
@@ -70,8 +75,8 @@ export function allocate(s: TurnState, r: TurnRequest): null {
   // 7. Quotas: per user (the REST userid) 486; in total, the server's capacity, 508.
   if (s.options.userQuota > 0 && s.table.userCount(auth.userId) >= s.options.userQuota)
     throw new StunError(ErrorCode.AllocationQuotaReached);
-  if (s.options.totalQuota > 0 && s.table.size >= s.options.totalQuota)
-    throw new StunError(ErrorCode.InsufficientCapacity);
+  const totalQuota = s.admission?.totalQuota() ?? s.options.totalQuota;
+  if (totalQuota > 0 && s.table.size >= totalQuota) throw new StunError(ErrorCode.InsufficientCapacity);
   // 8. LIFETIME: the requested value, raised to the default and capped at the maximum.
   const a = new Allocation(
     s.newAllocationId(),
@@ -97,8 +102,30 @@ export function allocate(s: TurnState, r: TurnRequest): null {
     requests.push({ family: 6, evenPort: false, reserveNext: false, reservationToken: undefined });
   // The request's bytes are only valid during this call: keep what the answer needs.
   const request = Buffer.from(view.buf);
-  s.allocator.allocate(a, requests, (results) => allocated(s, r, a, request, results, additional));
+  const bind = (): void =>
+    s.allocator.allocate(a, requests, (results) => allocated(s, r, a, request, results, additional));
+  const admission = s.admission;
+  if (admission === undefined) bind();
+  else {
+    // Fleet admission (the fleet-wide user quota) while the allocation is pending.
+    admission.admit(a, (verdict) => {
+      if (verdict === 0 && !a.deleted) bind();
+      else {
+        if (verdict === 0) admission.abandon(a);
+        refused(s, r, a, request, verdict === 0 ? ErrorCode.InsufficientCapacity : verdict);
+      }
+    });
+  }
   return null;
+}
+
+/** The pending allocation `a` is refused after all (fleet admission): it goes, the client gets `code`. */
+function refused(s: TurnState, r: TurnRequest, a: Allocation, request: Buffer, code: number): void {
+  s.table.remove(a);
+  a.deleted = true;
+  const response = s.responder.signed(s.responder.error(r.view.method, request, code), r.auth, request);
+  s.cache.set(r.cacheKey, response, s.clock.nowSec());
+  a.endpoint.send(response, a.clientAddress, a.clientPort);
 }
 
 /** Second phase: the relay sockets are bound (or not); answers through the client's endpoint. */
@@ -115,6 +142,7 @@ function allocated(
   let response: Buffer;
   if (a.deleted || first === undefined || !first.ok) {
     for (const result of results) if (result.ok) result.relay.close();
+    s.admission?.abandon(a);
     s.table.remove(a);
     a.deleted = true;
     s.stats.allocateFailures++;
