@@ -3,7 +3,7 @@
  * object gets what it needs at construction (no property is set afterwards to break a cycle):
  *
  *   clock, stats, limiter ─┐
- *   relay addresses ───────┼─▶ JsDataPlane (ForwardingTable) ─▶ RelayPool (peer datagrams to the plane)
+ *   relay addresses ───────┼─▶ NativeDataPlane or JsDataPlane (ForwardingTable) ─▶ RelayPool (relay sockets)
  *                          └─▶ TurnService (programs the plane, binds relays through the pool)
  *                              ─▶ StunCore (STUN, TURN requests to the service, ChannelData to the plane)
  *                              ─▶ UDP and TCP/TLS listeners ─▶ HTTP (metrics, health, operator API)
@@ -199,6 +199,8 @@ export async function startServer(
     turn.sweep();
     relays.sweep();
     limiter.prune(clock.nowMs());
+    // The threads' counters reach `stats` (the fleet heartbeat reads it) at least once a second.
+    native?.syncStats();
   }, 1000);
   sweepTimer.unref();
   turn.sweep();
