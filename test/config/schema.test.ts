@@ -66,6 +66,10 @@ t.test('defaults', async (t) => {
     sockBufSize: 0,
     dataPlane: 'auto',
     relayThreads: -1,
+    relayPayloadPolicy: 'any',
+    maxBps: 0,
+    userMaxBps: 0,
+    bpsCapacity: 0,
   } satisfies Config);
   t.ok(Object.hasOwn(d, 'cert') && Object.hasOwn(d, 'pkey'), 'optional fields are present, as undefined');
   t.same(validate({}, SOURCE), d, 'an empty file gives the defaults');
