@@ -124,6 +124,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
             InstanceMethod("counters", &DataPlane::ReadCounters),
             InstanceMethod("threadStats", &DataPlane::ThreadStats),
             InstanceMethod("setSoftware", &DataPlane::SetSoftware),
+            InstanceMethod("setLimits", &DataPlane::SetLimits),
             InstanceMethod("close", &DataPlane::Close),
         });
     exports.Set("DataPlane", ctor);
@@ -227,6 +228,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
     }
     ids_.clear();
+    users_.clear();
     workers_.clear(); /* closes listener sockets and what the tables held */
     for (auto &kv : relay_fds_)
       if (!kv.second.installed) close(kv.first); /* held reservations, allocations still binding */
@@ -382,7 +384,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     return info.Env().Undefined();
   }
 
-  /* install(thread, listener, clientAddress, clientPort, relayFds[]) → id */
+  /* install(thread, listener, clientAddress, clientPort, relayFds[], userId) → id */
   Napi::Value Install(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Alive(env)) return env.Undefined();
@@ -414,6 +416,12 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       a->relays[i].alloc = a.get();
       relay_fds_[a->relays[i].fd].installed = true; /* the worker owns them now; JS may still send */
     }
+    /* The user's bandwidth bucket, shared by the user's allocations on every thread. */
+    a->user_id = info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : std::string();
+    UserEntry &u = users_[a->user_id];
+    if (!u.bucket) u.bucket = std::make_shared<UserBucket>();
+    u.allocations++;
+    a->user = u.bucket;
     uint32_t id = ++next_id_;
     a->id = id;
     Alloc *raw = a.release();
@@ -441,6 +449,9 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     owner_.erase(id);
     /* From here JS never sends on them; the worker closes them when it applies the uninstall. */
     for (int i = 0; i < a->nrelays; i++) relay_fds_.erase(a->relays[i].fd);
+    /* The table forgets the user with its last allocation (the Allocs still referencing the bucket keep it). */
+    auto u = users_.find(a->user_id);
+    if (u != users_.end() && --u->second.allocations <= 0) users_.erase(u);
     Op op{};
     op.type = OP_UNINSTALL;
     op.alloc = a;
@@ -505,17 +516,20 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     return info.Env().Undefined();
   }
 
-  /* counters(id, Float64Array(4)) → boolean: packets and bytes to the peer, then to the client. */
+  /* counters(id, Float64Array(6)) → boolean: packets and bytes to the peer, then to the client;
+   * packets refused by the payload policy, packets dropped over a bandwidth limit. */
   Napi::Value ReadCounters(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Alloc *a = Find(info[0].ToNumber().Uint32Value());
     if (a == nullptr || !info[1].IsTypedArray()) return Napi::Boolean::New(env, false);
     Napi::Float64Array out = info[1].As<Napi::Float64Array>();
-    if (out.ElementLength() < 4) return Napi::Boolean::New(env, false);
+    if (out.ElementLength() < 6) return Napi::Boolean::New(env, false);
     out[0] = (double)a->counters.to_peer_packets.load(std::memory_order_relaxed);
     out[1] = (double)a->counters.to_peer_bytes.load(std::memory_order_relaxed);
     out[2] = (double)a->counters.to_client_packets.load(std::memory_order_relaxed);
     out[3] = (double)a->counters.to_client_bytes.load(std::memory_order_relaxed);
+    out[4] = (double)a->counters.payload_refused.load(std::memory_order_relaxed);
+    out[5] = (double)a->counters.bandwidth_dropped.load(std::memory_order_relaxed);
     return Napi::Boolean::New(env, true);
   }
 
@@ -543,6 +557,22 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     return info.Env().Undefined();
   }
 
+  /* setLimits(webrtcOnly, maxBps, userMaxBps, bpsCapacity): the relay limits (bytes/s, 0 = none),
+   * seen by every thread from its next batch. */
+  Napi::Value SetLimits(const Napi::CallbackInfo &info) {
+    auto rate = [&info](size_t i) -> int64_t {
+      if (info.Length() <= i || !info[i].IsNumber()) return 0;
+      double v = info[i].As<Napi::Number>().DoubleValue();
+      if (!(v > 0)) return 0; /* NaN, negative: unlimited */
+      return v > 2147483647.0 ? 2147483647 : (int64_t)v;
+    };
+    shared_->max_bps.store(rate(1), std::memory_order_relaxed);
+    shared_->user_max_bps.store(rate(2), std::memory_order_relaxed);
+    shared_->bps_capacity.store(rate(3), std::memory_order_relaxed);
+    shared_->webrtc_only.store(info.Length() > 0 && info[0].ToBoolean().Value(), std::memory_order_relaxed);
+    return info.Env().Undefined();
+  }
+
   std::unique_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<Listener> listeners_;
@@ -553,6 +583,11 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
   std::unordered_map<int, RelayFd> relay_fds_; /* relay sockets of live allocations and pending ones */
   std::unordered_map<uint32_t, Alloc *> ids_;
   std::unordered_map<uint32_t, int> owner_;
+  struct UserEntry {
+    std::shared_ptr<UserBucket> bucket;
+    int allocations = 0; /* installed allocations of the user */
+  };
+  std::unordered_map<std::string, UserEntry> users_;
   uint32_t next_id_ = 0;
   Napi::ThreadSafeFunction tsfn_;
   bool tsfn_live_ = false;

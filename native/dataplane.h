@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -50,6 +51,10 @@ enum StatIndex {
   ST_RECV_BATCHES,        /* recvmmsg calls that returned datagrams */
   ST_TRUNCATED,           /* datagrams larger than the receive buffer */
   ST_GSO_SENDS,           /* sends that carried several datagrams (UDP GSO) */
+  ST_DROP_PAYLOAD_POLICY, /* refused by relay-payload-policy webrtc (both directions) */
+  ST_DROP_MAX_BPS,        /* over the allocation's bandwidth (max-bps) */
+  ST_DROP_USER_MAX_BPS,   /* over the user's bandwidth (user-max-bps) */
+  ST_DROP_BPS_CAPACITY,   /* over the server's bandwidth (bps-capacity) */
   ST_COUNT
 };
 
@@ -58,6 +63,44 @@ struct Counters {
   std::atomic<uint64_t> to_peer_bytes{0};
   std::atomic<uint64_t> to_client_packets{0};
   std::atomic<uint64_t> to_client_bytes{0};
+  std::atomic<uint64_t> payload_refused{0};   /* packets, both directions */
+  std::atomic<uint64_t> bandwidth_dropped{0}; /* packets, both directions */
+};
+
+/*
+ * Bandwidth limits (max-bps, user-max-bps, bps-capacity): token buckets of payload bytes, both
+ * directions of an allocation drawing from the same buckets, refilled from CLOCK_MONOTONIC read
+ * once per receive batch. Balances are kept in nano-bytes (bytes × 1e9) so that a refill is
+ * elapsed_ns × rate with no division and no rounding loss, however short the interval: with rates
+ * up to 2^31 bytes/s and at most one second of refill, every value fits in an int64. A packet
+ * passes while the balance is positive and then costs its size (one packet of debt at most), so a
+ * bucket holds at most BURST_NS of its rate and the rate holds exactly over time.
+ *
+ *  - Per allocation: a plain bucket in the Alloc, used only by the owning thread.
+ *  - Per user and for the server: a SharedBucket that every thread may draw from. A thread does
+ *    not touch it per packet: it takes credit in chunks (`lease_chunk`: 1/64 s of the rate, at
+ *    most 16 KiB) into a lease it owns — the server's lease is per thread, a user's is per
+ *    allocation (a user's allocations may live on different threads) — and spends the lease
+ *    packet by packet. Refilling the shared balance is one compare-and-swap on its timestamp;
+ *    taking a chunk is one fetch_sub. Credit sitting in leases is bounded by chunk × leases.
+ */
+static constexpr int64_t NS_PER_SEC = 1000000000;
+static constexpr int64_t BURST_NS = NS_PER_SEC / 8; /* a bucket holds 1/8 s of its rate */
+
+struct LocalBucket {
+  int64_t balance = 0; /* nano-bytes */
+  int64_t last_ns = 0; /* 0: never refilled (starts full) */
+};
+
+struct SharedBucket {
+  std::atomic<int64_t> balance{0};
+  std::atomic<int64_t> last_ns{0};
+};
+
+/* A user's bucket: created by JS at the first install of the user's allocation, referenced by
+ * each of its Allocs (shared_ptr: released by whichever thread frees the last one). */
+struct UserBucket {
+  SharedBucket bucket;
 };
 
 struct Permission {
@@ -104,6 +147,11 @@ struct Alloc {
   std::vector<Permission> permissions;
   std::vector<Channel> channels;
   Counters counters;
+  /* Bandwidth: the allocation's own bucket, its user's shared bucket and its lease of it (owner thread only). */
+  LocalBucket bucket;
+  std::string user_id; /* JS thread only (the addon's table of user buckets) */
+  std::shared_ptr<UserBucket> user;
+  int64_t user_lease = 0;
 };
 
 enum OpType { OP_ADD_LISTENER, OP_INSTALL, OP_UNINSTALL, OP_PERMISSION, OP_CHANNEL, OP_STOP };
@@ -144,6 +192,12 @@ struct Shared {
    * counted, so a stalled event loop cannot make a thread queue without bound. */
   size_t upcall_limit = 8192;
   size_t upcall_byte_limit = 16u << 20;
+  /* Relay limits, set by JS at start and on reload; read by each thread once per batch. */
+  std::atomic<bool> webrtc_only{false};      /* relay-payload-policy webrtc */
+  std::atomic<int64_t> max_bps{0};           /* bytes/s; 0 = unlimited */
+  std::atomic<int64_t> user_max_bps{0};
+  std::atomic<int64_t> bps_capacity{0};
+  SharedBucket capacity;                     /* bps-capacity, shared by every thread */
 };
 
 class Worker {
@@ -171,6 +225,8 @@ class Worker {
                      socklen_t from_len);
   void peer_packet(Alloc *a, Source *relay, uint8_t *buf, size_t len, const sockaddr_storage *from);
   void upcall(int listener, const uint8_t *buf, size_t len, const sockaddr_storage *from);
+  bool admit(Alloc *a, const uint8_t *payload, size_t len);
+  void load_limits();
   void queue_send(int fd, const sockaddr *to, socklen_t to_len, const void *head, size_t head_len,
                   const void *body, size_t body_len, size_t pad);
   void flush_sends();
@@ -206,6 +262,13 @@ class Worker {
   uint8_t tid_pool_[12 * 256];
   size_t tid_at_ = sizeof(tid_pool_);
   bool gso_ = false;
+  /* Relay limits as of this batch (from Shared), the monotonic clock, and this thread's lease of
+   * the server's bucket. */
+  bool webrtc_only_ = false;
+  bool limited_ = false;
+  int64_t max_bps_ = 0, user_max_bps_ = 0, bps_capacity_ = 0;
+  int64_t mono_ns_ = 0;
+  int64_t capacity_lease_ = 0;
 };
 
 }  // namespace turnpike

@@ -69,6 +69,15 @@ int tp_parse_send_indication(const uint8_t *buf, size_t len, tp_addr *peer, cons
 size_t tp_build_data_indication_head(const tp_addr *peer, uint16_t data_len, const uint8_t tid[12],
                                      uint8_t *out, size_t cap);
 
+/* relay-payload-policy webrtc: whether a relayed payload's first byte is in a range RFC 7983 §7
+ * gives a protocol a WebRTC session sends: STUN [0..3], DTLS [20..63], RTP/RTCP [128..191]. An
+ * empty payload has no first byte and is refused. Reads buf[0] only when len > 0. */
+static inline int tp_is_webrtc_payload(const uint8_t *buf, size_t len) {
+  if (len == 0) return 0;
+  uint8_t b = buf[0];
+  return b <= 3 || (b >= 20 && b <= 63) || (b >= 128 && b <= 191);
+}
+
 /* The FINGERPRINT value (RFC 8489 §14.7) of buf[0..len). */
 uint32_t tp_fingerprint(const uint8_t *buf, size_t len);
 

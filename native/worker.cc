@@ -452,6 +452,7 @@ int Worker::receive(int fd, int *first) {
   if (n <= 0) return 0;
   *first = b.rused;
   b.rused += n;
+  load_limits();
   bump(ST_RECV_BATCHES);
   bump(ST_PACKETS_IN, (uint64_t)n);
   return n;
@@ -526,6 +527,95 @@ static Source *relay_for(Alloc *a, uint8_t family) {
   return nullptr;
 }
 
+/* --------------------------------------------------------------------------------------------
+ * Relay limits (see dataplane.h): the payload policy and the bandwidth buckets. */
+
+/* Refills a bucket this thread owns for the time since its last refill; true when a packet may pass. */
+static bool local_ready(LocalBucket &b, int64_t rate, int64_t now) {
+  const int64_t cap = rate * BURST_NS;
+  if (b.last_ns == 0) {
+    b.balance = cap;
+  } else if (now > b.last_ns) {
+    int64_t dt = now - b.last_ns;
+    if (dt > NS_PER_SEC) dt = NS_PER_SEC;
+    b.balance += dt * rate;
+    if (b.balance > cap) b.balance = cap;
+  }
+  if (now > b.last_ns) b.last_ns = now;
+  return b.balance > 0;
+}
+
+/* Refills a shared bucket: the thread that moves its timestamp forward adds the elapsed time's
+ * tokens (others see the new timestamp and add nothing), then the balance is capped. */
+static void shared_refill(SharedBucket &b, int64_t rate, int64_t now) {
+  int64_t last = b.last_ns.load(std::memory_order_relaxed);
+  if (now <= last || !b.last_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  const int64_t cap = rate * BURST_NS;
+  int64_t dt = now - last;
+  const int64_t add = last == 0 ? cap : (dt > NS_PER_SEC ? NS_PER_SEC : dt) * rate;
+  int64_t v = b.balance.fetch_add(add, std::memory_order_relaxed) + add;
+  while (v > cap && !b.balance.compare_exchange_weak(v, cap, std::memory_order_relaxed)) {
+  }
+}
+
+/* True when a lease (credit a thread took from a shared bucket) may pay for a packet; a spent
+ * lease takes its debt plus a chunk (1/64 s of the rate, 1 byte to 16 KiB) while the shared
+ * balance is positive. */
+static bool lease_ready(int64_t &lease, SharedBucket &b, int64_t rate, int64_t now) {
+  if (lease > 0) return true;
+  shared_refill(b, rate, now);
+  if (b.balance.load(std::memory_order_relaxed) <= 0) return false;
+  int64_t chunk = rate / 64;
+  if (chunk < 1) chunk = 1;
+  if (chunk > 16384) chunk = 16384;
+  chunk *= NS_PER_SEC;
+  b.balance.fetch_sub(chunk - lease, std::memory_order_relaxed);
+  lease = chunk;
+  return true;
+}
+
+/* The limits in force for the coming batch, and the monotonic clock when a bucket needs it. */
+void Worker::load_limits() {
+  webrtc_only_ = shared_->webrtc_only.load(std::memory_order_relaxed);
+  max_bps_ = shared_->max_bps.load(std::memory_order_relaxed);
+  user_max_bps_ = shared_->user_max_bps.load(std::memory_order_relaxed);
+  bps_capacity_ = shared_->bps_capacity.load(std::memory_order_relaxed);
+  limited_ = max_bps_ > 0 || user_max_bps_ > 0 || bps_capacity_ > 0;
+  if (limited_) {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    mono_ns_ = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+  }
+}
+
+/* After the permission and channel checks: whether `len` payload bytes of `a` may be relayed
+ * (either direction). A refused packet is counted per thread by reason and per allocation. */
+bool Worker::admit(Alloc *a, const uint8_t *payload, size_t len) {
+  if (webrtc_only_ && !tp_is_webrtc_payload(payload, len)) {
+    a->counters.payload_refused.fetch_add(1, std::memory_order_relaxed);
+    bump(ST_DROP_PAYLOAD_POLICY);
+    return false;
+  }
+  if (!limited_) return true;
+  StatIndex hit = ST_COUNT;
+  if (max_bps_ > 0 && !local_ready(a->bucket, max_bps_, mono_ns_))
+    hit = ST_DROP_MAX_BPS;
+  else if (user_max_bps_ > 0 && a->user && !lease_ready(a->user_lease, a->user->bucket, user_max_bps_, mono_ns_))
+    hit = ST_DROP_USER_MAX_BPS;
+  else if (bps_capacity_ > 0 && !lease_ready(capacity_lease_, shared_->capacity, bps_capacity_, mono_ns_))
+    hit = ST_DROP_BPS_CAPACITY;
+  if (hit != ST_COUNT) {
+    a->counters.bandwidth_dropped.fetch_add(1, std::memory_order_relaxed);
+    bump(hit);
+    return false;
+  }
+  const int64_t cost = (int64_t)len * NS_PER_SEC;
+  if (max_bps_ > 0) a->bucket.balance -= cost;
+  if (user_max_bps_ > 0 && a->user) a->user_lease -= cost;
+  if (bps_capacity_ > 0) capacity_lease_ -= cost;
+  return true;
+}
+
 void Worker::client_packet(int listener, int fd, uint8_t *buf, size_t len, const sockaddr_storage *from,
                            socklen_t from_len) {
   uint16_t channel = 0, data_len = 0;
@@ -544,6 +634,7 @@ void Worker::client_packet(int listener, int fd, uint8_t *buf, size_t len, const
     if (ch == nullptr || ch->expires_sec <= now_sec_) return upcall(listener, buf, len, from);
     Source *relay = relay_for(a, ch->peer.family);
     if (relay == nullptr) return upcall(listener, buf, len, from);
+    if (!admit(a, buf + TP_CHANNEL_HEADER, data_len)) return;
     const tp_addr *local = local_for_advertised(shared_, ch->peer);
     tp_addr to = ch->peer;
     if (local != nullptr) memcpy(to.ip, local->ip, 16);
@@ -597,6 +688,7 @@ void Worker::client_packet(int listener, int fd, uint8_t *buf, size_t len, const
       bump(ST_DROP_PEER_POLICY);
       return;
     }
+    if (!admit(a, data, dl)) return;
     const tp_addr *local = local_for_advertised(shared_, peer);
     if (local != nullptr) memcpy(peer.ip, local->ip, 16);
     sockaddr_storage sa;
@@ -623,6 +715,7 @@ void Worker::peer_packet(Alloc *a, Source *relay, uint8_t *buf, size_t len, cons
     return;
   }
   if (a->listener < 0 || (size_t)a->listener >= listeners_.size() || listeners_[a->listener] == nullptr) return;
+  if (!admit(a, buf, len)) return;
   int fd = listeners_[a->listener]->fd;
   Batch &b = *batch_;
   if (b.nsend >= BATCH) flush_sends();

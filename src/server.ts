@@ -46,14 +46,18 @@ import {
   maxChannel,
   rateLimitOptions,
   relayAddresses,
+  relayLimits,
   stunOptions,
   turnEnabled,
   turnOptions,
 } from './settings.js';
-import { subscribeTurnLog } from './turn-log.js';
+import { RefusedTrafficLog, subscribeTurnLog } from './turn-log.js';
 
 export { LIVE_KEYS } from './reload.js';
 export { listenAddresses } from './settings.js';
+
+/** Sweep ticks (seconds) between two looks for allocations mostly refused by the payload policy. */
+const REFUSED_CHECK_TICKS = 2;
 
 /** Output a TCP client may leave unread before responses to it are dropped. */
 const MAX_PENDING_WRITE_BYTES = 256 * 1024;
@@ -129,6 +133,7 @@ export async function startServer(
   } else if (choice.plane === 'js')
     log.info({ dataPlane: 'js', reason: choice.reason }, 'JavaScript data plane');
   const plane = native ?? new JsDataPlane({ clock, stats, addresses: book });
+  plane.setLimits(relayLimits(config));
   const relays = new RelayPool({
     addresses: relayList,
     book,
@@ -194,13 +199,17 @@ export async function startServer(
   subscribeTurnLog(events, plane, clock, log);
 
   // The coarse clock: one tick a second expires allocations, reservations, cached responses and
-  // verified sources.
+  // verified sources; every few seconds, allocations mostly refused by the payload policy are logged.
+  const refusedLog = new RefusedTrafficLog(log);
+  let ticks = 0;
   const sweepTimer = setInterval(() => {
     turn.sweep();
     relays.sweep();
     limiter.prune(clock.nowMs());
     // The threads' counters reach `stats` (the fleet heartbeat reads it) at least once a second.
     native?.syncStats();
+    if (++ticks % REFUSED_CHECK_TICKS === 0 && current.relayPayloadPolicy === 'webrtc')
+      refusedLog.check(turn.allocations());
   }, 1000);
   sweepTimer.unref();
   turn.sweep();
@@ -291,6 +300,7 @@ export async function startServer(
     limiter.configure(rateLimitOptions(next));
     core.setOptions(stunOptions(next), maxChannel(next));
     native?.setSoftware(stunOptions(next).software);
+    plane.setLimits(relayLimits(next));
     // TURN on or off (first user or secret added, last one removed) applies live, like any user change.
     turn.reconfigure(
       turnOptions(next),

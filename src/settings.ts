@@ -13,6 +13,7 @@ import { CHANNEL_MAX, RFC5766_CHANNEL_MAX } from './core/constants.js';
 import { PeerPolicy } from './core/peer-policy.js';
 import type { RateLimitOptions } from './core/rate-limit.js';
 import type { StunCoreOptions } from './core/stun-core.js';
+import type { RelayLimitOptions } from './core/turn/relay-limits.js';
 import type { TurnOptions } from './core/turn/types.js';
 import type { RevocationList } from './credentials.js';
 import { hostAddresses } from './io/host-addresses.js';
@@ -145,6 +146,16 @@ export function maxChannel(config: Config): number {
 
 export function stunOptions(config: Config): StunCoreOptions {
   return { software: software(config) };
+}
+
+/** The payload policy and bandwidth limits of both data planes. */
+export function relayLimits(config: Config): RelayLimitOptions {
+  return {
+    payloadPolicy: config.relayPayloadPolicy,
+    maxBps: config.maxBps,
+    userMaxBps: config.userMaxBps,
+    bpsCapacity: config.bpsCapacity,
+  };
 }
 
 export function rateLimitOptions(config: Config): RateLimitOptions {

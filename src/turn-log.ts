@@ -5,8 +5,10 @@
  */
 import type { Clock } from './core/clock.js';
 import { METHOD_NAMES } from './core/constants.js';
+import type { Allocation } from './core/turn/allocation.js';
 import type { TurnEventBus } from './core/turn/events.js';
 import type { ForwardingTable } from './core/turn/forwarding.js';
+import type { AllocationInfo } from './core/turn/service.js';
 import { LogBudget, type Logger } from './log.js';
 
 export function subscribeTurnLog(
@@ -40,6 +42,9 @@ export function subscribeTurnLog(
           durationSec,
           toPeer: { packets: c.packetsToPeer, bytes: c.bytesToPeer },
           toClient: { packets: c.packetsToClient, bytes: c.bytesToClient },
+          ...(c.payloadRefused > 0 || c.bandwidthDropped > 0
+            ? { dropped: { payloadPolicy: c.payloadRefused, bandwidth: c.bandwidthDropped } }
+            : {}),
         },
         'allocation deleted',
       );
@@ -61,4 +66,40 @@ export function subscribeTurnLog(
       );
     },
   });
+}
+
+/** An allocation is reported once this many of its packets were refused, more than it relayed. */
+export const MOSTLY_REFUSED_MIN_PACKETS = 100;
+
+/**
+ * `relay-payload-policy webrtc`: an allocation whose traffic is mostly refused (something other
+ * than WebRTC going through the relay: a tunnel) is logged once, at warn, with its user and client,
+ * so that the operator can find the credential. Checked by the server's sweep every few seconds.
+ */
+export class RefusedTrafficLog {
+  private readonly log: Logger;
+  private readonly logged = new WeakSet<Allocation>();
+
+  constructor(log: Logger) {
+    this.log = log;
+  }
+
+  check(allocations: Iterable<AllocationInfo>): void {
+    for (const { allocation: a, counters: c } of allocations) {
+      if (c.payloadRefused < MOSTLY_REFUSED_MIN_PACKETS || this.logged.has(a)) continue;
+      const relayed = c.packetsToPeer + c.packetsToClient;
+      if (c.payloadRefused <= relayed) continue;
+      this.logged.add(a);
+      this.log.warn(
+        {
+          alloc: a.id,
+          user: a.userId,
+          client: `${a.endpoint.transport}:${a.clientAddress}:${a.clientPort}`,
+          refused: c.payloadRefused,
+          relayed,
+        },
+        'allocation traffic mostly refused by relay-payload-policy',
+      );
+    }
+  }
 }

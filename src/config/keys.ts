@@ -27,6 +27,7 @@ import type {
   FleetQuotaOnError,
   LogFormat,
   LogLevel,
+  RelayPayloadPolicy,
 } from './types.js';
 
 /** Fields shared by every row. */
@@ -164,7 +165,8 @@ function oneOf<
     | FieldOf<LogFormat>
     | FieldOf<DefaultAddressFamily>
     | FieldOf<DataPlaneMode>
-    | FieldOf<FleetQuotaOnError>,
+    | FieldOf<FleetQuotaOnError>
+    | FieldOf<RelayPayloadPolicy>,
 >(
   name: string,
   field: F,
@@ -205,6 +207,8 @@ const INT32 = 2_147_483_647;
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 const DATA_PLANES: readonly DataPlaneMode[] = ['auto', 'native', 'js'];
+const PAYLOAD_POLICIES: readonly RelayPayloadPolicy[] = ['any', 'webrtc'];
+const BYTES_PER_SEC = { min: 0, max: INT32, default: 0, arg: 'bytes/s' } as const;
 
 /** Every configuration key, in documentation order. */
 export const KEYS = [
@@ -311,6 +315,28 @@ export const KEYS = [
     default: 3600,
     arg: 'seconds',
     description: 'Longest allocation lifetime granted, in seconds.',
+  }),
+  integer('max-bps', 'maxBps', {
+    ...BYTES_PER_SEC,
+    description:
+      "Bandwidth of one allocation, in payload bytes per second, both directions combined (coturn's unit: bytes, not bits); packets over it are dropped. 0 means unlimited.",
+  }),
+  integer('user-max-bps', 'userMaxBps', {
+    ...BYTES_PER_SEC,
+    description:
+      'Bandwidth of all the allocations of one user together (REST user id or user name), in payload bytes per second, both directions combined; packets over it are dropped. 0 means unlimited.',
+  }),
+  integer('bps-capacity', 'bpsCapacity', {
+    ...BYTES_PER_SEC,
+    description:
+      'Bandwidth of the whole server, in payload bytes per second relayed, both directions combined; packets over it are dropped. 0 means unlimited.',
+  }),
+  oneOf('relay-payload-policy', 'relayPayloadPolicy', {
+    values: PAYLOAD_POLICIES,
+    default: 'any',
+    arg: 'policy',
+    description:
+      'What the relay carries: any datagram, or webrtc: only datagrams whose first byte is STUN (0-3), DTLS (20-63) or RTP/RTCP (128-191) as RFC 7983 demultiplexes them, both directions; others (QUIC, tunnelled TCP, empty datagrams) are dropped and counted.',
   }),
   oneOf('allocation-default-address-family', 'allocationDefaultAddressFamily', {
     values: ['ipv4', 'ipv6', 'keep'],

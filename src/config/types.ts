@@ -14,6 +14,8 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' |
 export type LogFormat = 'auto' | 'json' | 'pretty';
 /** Which data plane relays UDP clients' traffic (`data-plane`). */
 export type DataPlaneMode = 'auto' | 'native' | 'js';
+/** Which payloads the relay carries (`relay-payload-policy`): anything, or WebRTC's only (RFC 7983). */
+export type RelayPayloadPolicy = 'any' | 'webrtc';
 /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY (`allocation-default-address-family`). */
 export type DefaultAddressFamily = 'ipv4' | 'ipv6' | 'keep';
 /** What the fleet quota check does when Redis cannot answer (`fleet-quota-on-error`). */
@@ -151,4 +153,10 @@ export interface Config {
   readonly fleetUsageBuffer: number;
   /** Approximate length the usage stream is trimmed to (`fleet-usage-stream-max`, 1000000). */
   readonly fleetUsageStreamMax: number;
+  /** `relay-payload-policy`: `webrtc` relays only datagrams whose first byte is STUN, DTLS or RTP/RTCP. */
+  readonly relayPayloadPolicy: RelayPayloadPolicy;
+  /** Bandwidth limits in payload bytes per second, both directions combined; 0 = unlimited. */
+  readonly maxBps: number; // `max-bps`: per allocation
+  readonly userMaxBps: number; // `user-max-bps`: over all allocations of one user
+  readonly bpsCapacity: number; // `bps-capacity`: the whole server
 }

@@ -54,6 +54,11 @@ export class Stats {
   droppedNoChannel = 0;
   /** Peer datagrams too large to carry in ChannelData or a Data indication (over 64 KiB). */
   droppedOversize = 0;
+  /** Relay drops by the payload policy and the bandwidth limits (per allocation, per user, server). */
+  droppedPayloadPolicy = 0;
+  droppedMaxBps = 0;
+  droppedUserMaxBps = 0;
+  droppedBpsCapacity = 0;
   /** Relayed traffic (payload bytes). */
   relayedToPeerPackets = 0;
   relayedToPeerBytes = 0;

@@ -105,14 +105,8 @@ export const RULES: Readonly<Record<string, Rule>> = {
   // Quotas and limits
   'user-quota': same('user-quota'),
   'total-quota': same('total-quota'),
-  'max-bps': unsupported(
-    'turnpike does not cap bandwidth per allocation; limit with user-quota and total-quota, or tc on the host',
-    true,
-  ),
-  'bps-capacity': unsupported(
-    'turnpike does not cap total bandwidth; limit with total-quota, or tc on the host',
-    true,
-  ),
+  'max-bps': special,
+  'bps-capacity': special,
   'stale-nonce': special,
   'max-allocate-lifetime': same('max-allocate-lifetime'),
   'channel-lifetime': same('channel-lifetime'),

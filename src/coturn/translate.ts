@@ -133,6 +133,8 @@ class Builder {
   }
 }
 
+const INT32_MAX = 2_147_483_647;
+
 /** Applies the options handled by name (`special` in the rules table). */
 function applySpecial(b: Builder, entry: CoturnEntry, flags: Set<string>): undefined {
   switch (entry.key) {
@@ -160,6 +162,21 @@ function applySpecial(b: Builder, entry: CoturnEntry, flags: Set<string>): undef
           weaker: false,
         });
       return;
+    case 'max-bps':
+    case 'bps-capacity': {
+      // Both count bytes per second. coturn limits each direction to the value; turnpike counts the
+      // two directions together, so twice the value keeps every flow coturn let through.
+      const perDirection = b.convert(entry.key, entry) as number;
+      const combined = Math.min(2 * perDirection, INT32_MAX);
+      b.set(entry.key, combined, entry);
+      if (perDirection > 0)
+        b.note(
+          b.differences,
+          entry,
+          `coturn limits each direction to ${perDirection} bytes/s; turnpike counts both directions together, so ${entry.key} is ${combined}`,
+        );
+      return;
+    }
     case 'stale-nonce':
       // coturn: a bare stale-nonce means 600 seconds.
       b.set('stale-nonce', entry.value === undefined ? 600 : b.convert('stale-nonce', entry), entry);

@@ -138,6 +138,8 @@ export interface AllocationInfo {
   readonly expiresInSec: number;
   readonly toPeer: { readonly packets: number; readonly bytes: number };
   readonly toClient: { readonly packets: number; readonly bytes: number };
+  /** Packets dropped (both directions): refused by relay-payload-policy, over a bandwidth limit. */
+  readonly dropped: { readonly payloadPolicy: number; readonly bandwidth: number };
   readonly permissions: number;
   readonly channels: number;
 }
@@ -155,6 +157,7 @@ export function describeAllocation(live: LiveAllocation, nowSec: number): Alloca
     expiresInSec: Math.max(0, a.expiresAtSec - nowSec),
     toPeer: { packets: c.packetsToPeer, bytes: c.bytesToPeer },
     toClient: { packets: c.packetsToClient, bytes: c.bytesToClient },
+    dropped: { payloadPolicy: c.payloadRefused, bandwidth: c.bandwidthDropped },
     permissions: live.permissions,
     channels: live.channels,
   };
@@ -163,6 +166,33 @@ export function describeAllocation(live: LiveAllocation, nowSec: number): Alloca
 /** Deletes the REST allocations of user id `userid` (a revocation; a static user of that name stays). */
 export function disconnectRestUser(service: TurnService | undefined, userid: string): number {
   return disconnect(service, (a) => a.userId === userid && parseRestUsername(a.username) !== undefined);
+}
+
+/** One user's live allocations as the admin API sums them (drops by the relay limits). */
+export interface UserSummary {
+  readonly user: string;
+  readonly allocations: number;
+  readonly dropped: { readonly payloadPolicy: number; readonly bandwidth: number };
+}
+
+/** The allocations of `list` summed per user (quota key), in order of first appearance. */
+export function perUser(list: readonly AllocationInfo[]): UserSummary[] {
+  const users = new Map<string, { allocations: number; payloadPolicy: number; bandwidth: number }>();
+  for (const a of list) {
+    let u = users.get(a.user);
+    if (u === undefined) {
+      u = { allocations: 0, payloadPolicy: 0, bandwidth: 0 };
+      users.set(a.user, u);
+    }
+    u.allocations++;
+    u.payloadPolicy += a.dropped.payloadPolicy;
+    u.bandwidth += a.dropped.bandwidth;
+  }
+  return [...users].map(([user, u]) => ({
+    user,
+    allocations: u.allocations,
+    dropped: { payloadPolicy: u.payloadPolicy, bandwidth: u.bandwidth },
+  }));
 }
 
 /** Deletes the allocations `match` selects (reason 'admin'); returns how many. */
@@ -228,7 +258,7 @@ export function addOperatorRoutes(http: HttpApi, deps: OperatorDeps): void {
       // `turn`: whether TURN is served (users or secrets configured); allocations made before a
       // reload that switched it off are still listed until they end.
       const turn = service !== undefined && turnEnabled(deps.config());
-      return json(200, { turn, count: list.length, allocations: list });
+      return json(200, { turn, count: list.length, allocations: list, users: perUser(list) });
     },
     guarded,
   );

@@ -253,6 +253,10 @@ export class Metrics {
       [{ reason: 'no_allocation' }, stats.droppedNoAllocation],
       [{ reason: 'no_channel' }, stats.droppedNoChannel],
       [{ reason: 'oversize' }, stats.droppedOversize],
+      [{ reason: 'payload_policy' }, stats.droppedPayloadPolicy],
+      [{ reason: 'max_bps' }, stats.droppedMaxBps],
+      [{ reason: 'user_max_bps' }, stats.droppedUserMaxBps],
+      [{ reason: 'bps_capacity' }, stats.droppedBpsCapacity],
     ]);
     labeledCounter('turn_stream_connections_total', 'TCP/TLS connections, by outcome.', ['outcome'], () => [
       [{ outcome: 'accepted' }, stats.streamAccepted],

@@ -4,62 +4,12 @@
  * REST credentials, one and two worker threads), and its other modes (search, hold, self-test) and
  * error paths work.
  */
-import { execFile, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import t, { type Test } from 'tap';
 import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { BENCH, bench, type BenchOutput as Output, runBench as run } from '../fixtures/helpers/load-tool.js';
 
-const BENCH = fileURLToPath(new URL('../../bin/turnpike-bench.js', import.meta.url));
 const REALM = 'bench.test';
-
-interface Check {
-  direction: string;
-  server: number;
-  tool: number;
-  diffPct: number;
-  agree: boolean;
-}
-
-interface Output {
-  mode: string;
-  interrupted: boolean;
-  error?: string;
-  setup?: { active: number; allocate: { succeeded: number; failures: Record<string, number> } };
-  result?: {
-    sent: number;
-    received: number;
-    forwarded: number;
-    lossPct: number;
-    latency: { kind: string; samples: number; p50Us: number };
-    metrics?: { checks: Check[]; error?: string };
-    server?: { cpuUsPerPacket?: number; relayedPackets: number };
-    tool: { workerCpuPct: (number | null)[] };
-  };
-  search?: { bestRatePps: number; trials: unknown[] };
-  hold?: { seconds: number };
-  selfTest?: { pinning: string };
-}
-
-function run(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BENCH, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function bench(args: string[]): Promise<{ code: number; out: Output }> {
-  const r = await run([...args, '--json', '--no-progress']);
-  const last = r.stdout.trim().split('\n').pop() ?? '';
-  let out: Output;
-  try {
-    out = JSON.parse(last) as Output;
-  } catch {
-    throw new Error(`no JSON (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
-  }
-  return { code: r.code, out };
-}
 
 let daemon: Daemon;
 let metricsUrl: string;

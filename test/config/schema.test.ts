@@ -83,6 +83,10 @@ t.test('defaults', async (t) => {
     fleetUsageInterim: 300,
     fleetUsageBuffer: 100000,
     fleetUsageStreamMax: 1000000,
+    relayPayloadPolicy: 'any',
+    maxBps: 0,
+    userMaxBps: 0,
+    bpsCapacity: 0,
   } satisfies Config);
   t.ok(Object.hasOwn(d, 'cert') && Object.hasOwn(d, 'pkey'), 'optional fields are present, as undefined');
   t.same(validate({}, SOURCE), d, 'an empty file gives the defaults');

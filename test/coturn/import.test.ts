@@ -167,7 +167,6 @@ t.test('what has no equivalent is reported with its reason, security settings fl
       'cli-password=qwerty',
       'oauth',
       'psql-userdb="host=db dbname=turn"',
-      'max-bps=64000',
       'no-tlsv1_2',
       'secure-stun',
       'cipher-list="DEFAULT"',
@@ -180,7 +179,6 @@ t.test('what has no equivalent is reported with its reason, security settings fl
       ['cli-password', false],
       ['oauth', false],
       ['psql-userdb', false],
-      ['max-bps', true],
       ['no-tlsv1_2', true],
       ['secure-stun', true],
       ['cipher-list', false],
@@ -189,6 +187,20 @@ t.test('what has no equivalent is reported with its reason, security settings fl
   t.match(r.unsupported[0]?.text, /operator API/);
   t.match(r.unsupported[1]?.text, /RFC 7635/);
   t.match(r.unsupported[2]?.text, /user/);
+});
+
+t.test('max-bps and bps-capacity: per direction in coturn, both directions in turnpike', async (t) => {
+  const r = translate('max-bps=64000\nbps-capacity=0\n');
+  t.same(r.config, { 'max-bps': 128000, 'bps-capacity': 0 });
+  t.same(r.unsupported, []);
+  t.match(
+    r.differences.find((n) => n.option === 'max-bps')?.text,
+    /each direction to 64000 bytes\/s; .* both directions together, so max-bps is 128000/,
+  );
+  t.notOk(
+    r.differences.some((n) => n.option === 'bps-capacity'),
+    '0 (unlimited) needs no note',
+  );
 });
 
 t.test('never an open relay, never a lost deny', async (t) => {

@@ -66,6 +66,9 @@ interface Case {
   readonly user: string;
 }
 
+/** The relay carries WebRTC only (RFC 7983 first bytes): a browser's call must lose nothing to it. */
+const WEBRTC_ONLY = ['--relay-payload-policy', 'webrtc'] as const;
+
 const staticUser = {
   args: ['--user', 'alice:wonderland'],
   credentials: () => ({ username: 'alice', credential: 'wonderland' }),
@@ -73,7 +76,12 @@ const staticUser = {
 } as const;
 
 const CASES: readonly Case[] = [
-  { name: 'static user (long-term credentials)', transport: 'udp', ...staticUser },
+  {
+    name: 'static user (long-term credentials), relay-payload-policy webrtc',
+    transport: 'udp',
+    ...staticUser,
+    args: [...staticUser.args, ...WEBRTC_ONLY],
+  },
   {
     name: 'TURN REST API credentials (use-auth-secret)',
     transport: 'udp',
@@ -81,7 +89,12 @@ const CASES: readonly Case[] = [
     credentials: () => restCredentials(SECRET, 'webrtc-test', 3600),
     user: 'webrtc-test',
   },
-  { name: 'TURN over TCP (turn:?transport=tcp)', transport: 'tcp', ...staticUser },
+  {
+    name: 'TURN over TCP (turn:?transport=tcp), relay-payload-policy webrtc',
+    transport: 'tcp',
+    ...staticUser,
+    args: [...staticUser.args, ...WEBRTC_ONLY],
+  },
   { name: 'TURN over TLS (turns:?transport=tcp, self-signed certificate)', transport: 'tls', ...staticUser },
 ];
 
@@ -294,6 +307,8 @@ t.test('headless Chromium through turnpike', { skip, timeout: 60000 }, async (t)
           `relayed to client: ${l.toClient?.packets} packets`,
           diag,
         );
+        if (c.args.includes('webrtc'))
+          t.same(l.dropped, undefined, 'relay-payload-policy webrtc refused none of the call', diag);
       }
 
       t.comment(

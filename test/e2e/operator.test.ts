@@ -143,7 +143,7 @@ t.test('admin: list, disconnect, revoke (survives SIGHUP), drain', async (t) => 
   const s = await setup(t);
   t.same(await s.get('/admin/allocations'), {
     status: 200,
-    body: `${JSON.stringify({ turn: true, count: 0, allocations: [] }, null, 2)}\n`,
+    body: `${JSON.stringify({ turn: true, count: 0, allocations: [], users: [] }, null, 2)}\n`,
   });
 
   // list

@@ -99,8 +99,9 @@ t.test('every admin route wants the token', async (t) => {
 t.test('GET /admin/allocations lists users, addresses, age, counters', async (t) => {
   const w = await world(t);
   const empty = await w.call('GET', '/admin/allocations');
-  t.same(empty, { status: 200, json: { turn: true, count: 0, allocations: [] } });
+  t.same(empty, { status: 200, json: { turn: true, count: 0, allocations: [], users: [] } });
 
+  w.h.plane.setLimits({ payloadPolicy: 'webrtc', maxBps: 0, userMaxBps: 0, bpsCapacity: 0 });
   const alice = w.h.client(ALICE, '198.51.100.20', 40000);
   t.equal(errorOf(alice.allocate()), undefined);
   t.equal(errorOf(alice.createPermission(['198.51.100.50', '198.51.100.51'])), undefined);
@@ -108,6 +109,9 @@ t.test('GET /admin/allocations lists users, addresses, age, counters', async (t)
   alice.channelData(0x4001, Buffer.alloc(100));
   alice.channelData(0x4001, Buffer.alloc(20));
   w.h.fromPeer(alice.relay(), Buffer.alloc(7), '198.51.100.50', 5000);
+  // Not WebRTC (a QUIC long header): refused by relay-payload-policy, both ways.
+  alice.channelData(0x4001, Buffer.alloc(30, 0xc3));
+  w.h.fromPeer(alice.relay(), Buffer.alloc(30, 0xc3), '198.51.100.50', 5000);
   const web = w.h.client(WEB, '2001:db8::20', 40001);
   t.equal(errorOf(web.allocate()), undefined);
   w.h.advance(5);
@@ -130,6 +134,7 @@ t.test('GET /admin/allocations lists users, addresses, age, counters', async (t)
         expiresInSec: 595,
         toPeer: { packets: 2, bytes: 120 },
         toClient: { packets: 1, bytes: 7 },
+        dropped: { payloadPolicy: 2, bandwidth: 0 },
         permissions: 2,
         channels: 1,
       },
@@ -144,9 +149,14 @@ t.test('GET /admin/allocations lists users, addresses, age, counters', async (t)
         expiresInSec: 595,
         toPeer: { packets: 0, bytes: 0 },
         toClient: { packets: 0, bytes: 0 },
+        dropped: { payloadPolicy: 0, bandwidth: 0 },
         permissions: 0,
         channels: 0,
       },
+    ],
+    users: [
+      { user: 'alice', allocations: 1, dropped: { payloadPolicy: 2, bandwidth: 0 } },
+      { user: 'web-7', allocations: 1, dropped: { payloadPolicy: 0, bandwidth: 0 } },
     ],
   });
 });
@@ -309,7 +319,7 @@ t.test('TURN off: empty lists, nothing to disconnect', async (t) => {
   const base = `http://127.0.0.1:${http.address().port}`;
   const auth = { authorization: `Bearer ${TOKEN}` };
   const list = await fetch(`${base}/admin/allocations`, { headers: auth });
-  t.same(await list.json(), { turn: false, count: 0, allocations: [] });
+  t.same(await list.json(), { turn: false, count: 0, allocations: [], users: [] });
   const d = await fetch(`${base}/admin/disconnect`, { method: 'POST', headers: auth, body: '{"user":"x"}' });
   t.same(await d.json(), { user: 'x', disconnected: 0 });
   const drain = await fetch(`${base}/admin/drain`, { method: 'POST', headers: auth });

@@ -52,12 +52,26 @@ t.test(
       kept: number;
       fuzzed: number;
       relayed: number;
-      threads: { toPeerPackets: number; toClientPackets: number }[];
+      threads: {
+        toPeerPackets: number;
+        toClientPackets: number;
+        droppedPayloadPolicy: number;
+        droppedMaxBps: number;
+        droppedUserMaxBps: number;
+        droppedBpsCapacity: number;
+      }[];
     };
     t.ok(summary.allocations >= 100, `allocations churned: ${summary.allocations}`);
     t.ok(summary.deletes > 0 && summary.kept > 0, 'some deleted, some left live for the shutdown');
     t.ok(summary.fuzzed >= 10_000, `mutated datagrams: ${summary.fuzzed}`);
     t.ok(summary.relayed >= 10_000, `relayed by the threads: ${summary.relayed}`);
+    const sum = (f: (x: (typeof summary.threads)[number]) => number): number =>
+      summary.threads.reduce((n, x) => n + f(x), 0);
+    t.ok(sum((x) => x.droppedPayloadPolicy) > 0, 'the payload policy refused datagrams');
+    t.ok(
+      sum((x) => x.droppedMaxBps + x.droppedUserMaxBps + x.droppedBpsCapacity) > 0,
+      'the bandwidth buckets dropped packets',
+    );
     t.ok(
       summary.threads.every((th) => th.toPeerPackets > 0 && th.toClientPackets > 0),
       'both threads relayed both ways',

@@ -25,7 +25,7 @@ function endpoint(address: string, port: number): string {
 /**
  * The record of allocation `a` at `nowMs`: `user` (the USERNAME), `userid` (the quota key), `tag`
  * (after '#' in a REST username; empty when none), the client and relay addresses, start and
- * (for `stop`) end in unix ms, packets and bytes each way.
+ * (for `stop`) end in unix ms, packets and bytes each way, and packets the relay limits dropped.
  */
 export function usageRecord(
   kind: UsageKind,
@@ -55,6 +55,8 @@ export function usageRecord(
     bytesToPeer: String(c.bytesToPeer),
     packetsToClient: String(c.packetsToClient),
     bytesToClient: String(c.bytesToClient),
+    droppedPayloadPolicy: String(c.payloadRefused),
+    droppedBandwidth: String(c.bandwidthDropped),
   };
 }
 

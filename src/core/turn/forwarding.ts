@@ -11,6 +11,7 @@
 
 import type { ClientEndpoint, RelayHandle } from '../transport.js';
 import type { Allocation } from './allocation.js';
+import type { RelayLimitOptions } from './relay-limits.js';
 
 /** A channel binding (RFC 8656 §12) as the table holds it. */
 export interface ChannelBinding {
@@ -20,12 +21,16 @@ export interface ChannelBinding {
   readonly expiresAtSec: number;
 }
 
-/** Traffic relayed for one allocation (payload bytes). */
+/** Traffic relayed for one allocation (payload bytes), and what its limits dropped (packets, both directions). */
 export interface AllocationCounters {
   readonly packetsToPeer: number;
   readonly bytesToPeer: number;
   readonly packetsToClient: number;
   readonly bytesToClient: number;
+  /** Refused by `relay-payload-policy`. */
+  readonly payloadRefused: number;
+  /** Dropped over a bandwidth limit (`max-bps`, `user-max-bps`, `bps-capacity`). */
+  readonly bandwidthDropped: number;
 }
 
 export interface ForwardingTable {
@@ -61,6 +66,8 @@ export interface ForwardingTable {
   /** Forgets the expired permissions and channels of `a` (the periodic sweep). */
   prune(a: Allocation, nowSec: number): void;
   counters(a: Allocation): AllocationCounters;
+  /** Applies the payload policy and bandwidth limits in force (at start and on reload). */
+  setLimits(options: RelayLimitOptions): void;
   /**
    * Relays `data` from the client of `a` to a peer on `relay` (a Send indication the core has
    * checked: permission and peer policy).

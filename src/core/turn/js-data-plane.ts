@@ -23,6 +23,16 @@ import type {
   ForwardingTable,
   PeerDataSink,
 } from './forwarding.js';
+import {
+  isWebRtcPayload,
+  Limit,
+  type LimitHit,
+  NO_RELAY_LIMITS,
+  RelayLimiter,
+  type RelayLimitOptions,
+  TokenBucket,
+  type UserBudget,
+} from './relay-limits.js';
 
 class Channel implements ChannelBinding {
   readonly number: number;
@@ -48,8 +58,15 @@ class Entry implements AllocationCounters {
   bytesToPeer = 0;
   packetsToClient = 0;
   bytesToClient = 0;
-  constructor(allocation: Allocation) {
+  payloadRefused = 0;
+  bandwidthDropped = 0;
+  /** The allocation's own bandwidth bucket (`max-bps`) and its user's (`user-max-bps`). */
+  readonly bucket = new TokenBucket();
+  readonly user: UserBudget;
+  released = false;
+  constructor(allocation: Allocation, user: UserBudget) {
     this.allocation = allocation;
+    this.user = user;
   }
 }
 
@@ -64,6 +81,8 @@ const NO_COUNTERS: AllocationCounters = Object.freeze({
   bytesToPeer: 0,
   packetsToClient: 0,
   bytesToClient: 0,
+  payloadRefused: 0,
+  bandwidthDropped: 0,
 });
 
 const entryOf = (a: Allocation): Entry | undefined => a.dataPlaneState as Entry | undefined;
@@ -73,12 +92,15 @@ export interface JsDataPlaneOptions {
   readonly stats: Stats;
   /** The relay addresses behind 1:1 NAT (relay to relay goes to the local address directly). */
   readonly addresses: RelayAddressMap;
+  /** The payload policy and bandwidth limits (default: none; `setLimits` changes them). */
+  readonly limits?: RelayLimitOptions;
 }
 
 export class JsDataPlane implements ForwardingTable, ClientDataSink, PeerDataSink {
   private readonly clock: Clock;
   private readonly stats: Stats;
   private readonly addresses: RelayAddressMap;
+  private readonly limiter: RelayLimiter;
   /** Client 5-tuple → entry: endpoint (listener or connection) → client IP → client port. */
   private readonly byClient = new Map<ClientEndpoint, Map<string, Map<number, Entry>>>();
 
@@ -86,13 +108,18 @@ export class JsDataPlane implements ForwardingTable, ClientDataSink, PeerDataSin
     this.clock = options.clock;
     this.stats = options.stats;
     this.addresses = options.addresses;
+    this.limiter = new RelayLimiter(options.limits ?? NO_RELAY_LIMITS);
+  }
+
+  setLimits(options: RelayLimitOptions): void {
+    this.limiter.configure(options);
   }
 
   // -------------------------------------------------------------------------------------------
   // ForwardingTable (programmed by the core)
 
   install(a: Allocation): void {
-    const e = new Entry(a);
+    const e = new Entry(a, this.limiter.acquire(a.userId));
     a.dataPlaneState = e;
     let ips = this.byClient.get(a.endpoint);
     if (ips === undefined) {
@@ -120,6 +147,11 @@ export class JsDataPlane implements ForwardingTable, ClientDataSink, PeerDataSin
     e.permissions.clear();
     e.channelsByNumber.clear();
     e.channelsByPeer.clear();
+    // The entry stays (its counters are read after the allocation ends); its user's count drops once.
+    if (!e.released) {
+      e.released = true;
+      this.limiter.release(e.user);
+    }
   }
 
   setPermission(a: Allocation, peerAddress: string, expiresAtSec: number): void {
@@ -240,7 +272,29 @@ export class JsDataPlane implements ForwardingTable, ClientDataSink, PeerDataSin
     );
   }
 
+  /**
+   * The payload policy and the bandwidth limits (`relay-limits.ts`), checked after the permission
+   * and channel: true when `data` may be relayed for `e`; otherwise it is counted as dropped.
+   */
+  private admit(e: Entry, data: Buffer): boolean {
+    const l = this.limiter;
+    if (l.webrtcOnly && !isWebRtcPayload(data)) {
+      e.payloadRefused++;
+      this.stats.droppedPayloadPolicy++;
+      return false;
+    }
+    if (!l.limited) return true;
+    const hit: LimitHit = l.take(e.bucket, e.user, data.length, this.clock.nowMs());
+    if (hit === Limit.None) return true;
+    e.bandwidthDropped++;
+    if (hit === Limit.Allocation) this.stats.droppedMaxBps++;
+    else if (hit === Limit.User) this.stats.droppedUserMaxBps++;
+    else this.stats.droppedBpsCapacity++;
+    return false;
+  }
+
   private toPeer(e: Entry, relay: RelayHandle, data: Buffer, peerAddress: string, peerPort: number): void {
+    if (!this.admit(e, data)) return;
     // Relay to relay behind 1:1 NAT: our own public address is delivered to the local socket
     // instead of being hairpinned through the NAT.
     const local = this.addresses.localAddressFor(peerAddress);
@@ -267,6 +321,7 @@ export class JsDataPlane implements ForwardingTable, ClientDataSink, PeerDataSin
       this.stats.droppedNoPermission++;
       return;
     }
+    if (!this.admit(e, msg)) return;
     const endpoint = a.endpoint;
     const ch = e.channelsByPeer.get(peerAddress)?.get(fromPort);
     if (ch !== undefined && ch.expiresAtSec > nowSec) {

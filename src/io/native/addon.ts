@@ -26,6 +26,10 @@ export const THREAD_STATS = [
   'recvBatches',
   'truncated',
   'gsoSends',
+  'droppedPayloadPolicy',
+  'droppedMaxBps',
+  'droppedUserMaxBps',
+  'droppedBpsCapacity',
 ] as const;
 export type ThreadStat = (typeof THREAD_STATS)[number];
 
@@ -54,6 +58,8 @@ export interface NativeHandle {
     clientAddress: string,
     clientPort: number,
     relayFds: number[],
+    /** The user whose bandwidth bucket (`user-max-bps`) the allocation shares. */
+    userId: string,
   ): number;
   uninstall(id: number): void;
   /** Ports allowed for Send indications to the peer: [lo, hi] except `denied` (lo > hi: none). */
@@ -66,9 +72,12 @@ export interface NativeHandle {
     denied: readonly number[],
   ): void;
   channel(id: number, number: number, peerAddress: string, peerPort: number, expiresAtSec: number): void;
+  /** Into `out` (6): packets, bytes to the peer; to the client; payload refused; bandwidth drops. */
   counters(id: number, out: Float64Array): boolean;
   threadStats(thread: number, out: Float64Array): boolean;
   setSoftware(text: string | undefined): void;
+  /** The payload policy and bandwidth limits (bytes/s, 0 = none), seen by the threads from their next batch. */
+  setLimits(webrtcOnly: boolean, maxBps: number, userMaxBps: number, bpsCapacity: number): void;
   close(): void;
 }
 

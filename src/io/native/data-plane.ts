@@ -23,6 +23,7 @@ import type {
   PeerDataSink,
 } from '../../core/turn/forwarding.js';
 import { JsDataPlane } from '../../core/turn/js-data-plane.js';
+import type { RelayLimitOptions } from '../../core/turn/relay-limits.js';
 import type { PeerPortRule } from '../../core/turn/service.js';
 import type { Logger } from '../../log.js';
 import { type NativeAddon, type NativeHandle, THREAD_STATS, type ThreadStat } from './addon.js';
@@ -82,6 +83,8 @@ const ZERO: AllocationCounters = Object.freeze({
   bytesToPeer: 0,
   packetsToClient: 0,
   bytesToClient: 0,
+  payloadRefused: 0,
+  bandwidthDropped: 0,
 });
 
 export type ThreadCounters = Record<ThreadStat, number>;
@@ -97,7 +100,7 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   /** Counters of native allocations after they ended (read by the allocation-ended log line). */
   private readonly ended = new WeakMap<Allocation, AllocationCounters>();
   private readonly targets: (UpcallTarget | undefined)[] = [];
-  private readonly scratch = new Float64Array(4);
+  private readonly scratch = new Float64Array(6);
   private readonly threadScratch: Float64Array;
   /** Thread totals already added to `stats`. */
   private readonly synced: Float64Array;
@@ -138,6 +141,22 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     return [index, bound];
   }
 
+  /**
+   * The payload policy and bandwidth limits, in both planes: the threads' (UDP clients of this
+   * plane) and the JavaScript plane's (TCP and TLS clients, and what the threads hand up). Each
+   * plane has its own user and server buckets (see README "Bandwidth limits").
+   */
+  setLimits(options: RelayLimitOptions): void {
+    this.js.setLimits(options);
+    if (this.closed) return;
+    this.handle.setLimits(
+      options.payloadPolicy === 'webrtc',
+      options.maxBps,
+      options.userMaxBps,
+      options.bpsCapacity,
+    );
+  }
+
   /** The SOFTWARE attribute of Binding responses the threads answer. */
   setSoftware(text: string | undefined): void {
     this.handle.setSoftware(text);
@@ -157,6 +176,7 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
       a.clientAddress,
       a.clientPort,
       relays.map((r) => r.nativeFd),
+      a.userId,
     );
     for (const r of relays) r.handOver();
     this.ids.set(a, id);
@@ -246,6 +266,8 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
       bytesToPeer: own.bytesToPeer + native.bytesToPeer,
       packetsToClient: own.packetsToClient + native.packetsToClient,
       bytesToClient: own.bytesToClient + native.bytesToClient,
+      payloadRefused: own.payloadRefused + native.payloadRefused,
+      bandwidthDropped: own.bandwidthDropped + native.bandwidthDropped,
     };
   }
 
@@ -301,6 +323,10 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     s.droppedOversize += d('droppedOversize');
     s.droppedMalformed += d('truncated');
     s.droppedBackpressure += d('upcallDrops') + d('sendErrors');
+    s.droppedPayloadPolicy += d('droppedPayloadPolicy');
+    s.droppedMaxBps += d('droppedMaxBps');
+    s.droppedUserMaxBps += d('droppedUserMaxBps');
+    s.droppedBpsCapacity += d('droppedBpsCapacity');
   }
 
   /** Stops the threads and closes every native socket (listeners, relays). */
@@ -314,7 +340,14 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
 }
 
 function countersOf(v: Float64Array): AllocationCounters {
-  return v[0] === 0 && v[1] === 0 && v[2] === 0 && v[3] === 0
+  return v.every((x) => x === 0)
     ? ZERO
-    : { packetsToPeer: v[0]!, bytesToPeer: v[1]!, packetsToClient: v[2]!, bytesToClient: v[3]! };
+    : {
+        packetsToPeer: v[0]!,
+        bytesToPeer: v[1]!,
+        packetsToClient: v[2]!,
+        bytesToClient: v[3]!,
+        payloadRefused: v[4]!,
+        bandwidthDropped: v[5]!,
+      };
 }

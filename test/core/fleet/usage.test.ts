@@ -17,7 +17,14 @@ t.test('a usage record', async (t) => {
     'x',
   );
   a.relays = [{ advertisedAddress: '192.0.2.5', port: 50000 } as unknown as RelayHandle];
-  const counters = { packetsToPeer: 1, bytesToPeer: 100, packetsToClient: 2, bytesToClient: 200 };
+  const counters = {
+    packetsToPeer: 1,
+    bytesToPeer: 100,
+    packetsToClient: 2,
+    bytesToClient: 200,
+    payloadRefused: 4,
+    bandwidthDropped: 5,
+  };
   t.same(usageRecord('stop', 'n1', a, counters, 3, 1_600_000_060_500, 'expired'), {
     kind: 'stop',
     node: 'n1',
@@ -36,6 +43,8 @@ t.test('a usage record', async (t) => {
     bytesToPeer: '100',
     packetsToClient: '2',
     bytesToClient: '200',
+    droppedPayloadPolicy: '4',
+    droppedBandwidth: '5',
   });
   t.match(usageRecord('interim', 'n1', a, counters, 1, 0), { kind: 'interim', end: '', tag: 'room-9' });
 });
