@@ -24,12 +24,22 @@ import type { AuthFailureInfo, DeleteReason, TurnEventBus } from './events.js';
 import type { AllocationCounters, ForwardingTable } from './forwarding.js';
 import { allocate } from './handlers/allocate.js';
 import { channelBind } from './handlers/channel-bind.js';
+import { bindTimeoutSec, connect } from './handlers/connect.js';
+import { connectionBind } from './handlers/connection-bind.js';
 import { createPermission } from './handlers/create-permission.js';
 import { refresh } from './handlers/refresh.js';
 import { sendIndication } from './handlers/send.js';
 import { ResponseCache } from './response-cache.js';
 import { Responder } from './responses.js';
 import { AllocationTable } from './table.js';
+import {
+  DEFAULT_MAX_TCP_CONNECTIONS,
+  type PeerConnection,
+  type TcpConnection,
+  TcpConnections,
+  type TcpConnector,
+  TcpState,
+} from './tcp-relay.js';
 import type { RelayAllocator, TurnOptions, TurnRequest, TurnState } from './types.js';
 
 export type { AuthFailureInfo, DeleteReason, TurnEvents } from './events.js';
@@ -46,6 +56,8 @@ const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([
   [Method.Refresh, refresh],
   [Method.CreatePermission, createPermission],
   [Method.ChannelBind, channelBind],
+  [Method.Connect, connect],
+  [Method.ConnectionBind, connectionBind],
 ]);
 
 /** What the service is built from; everything is given at construction. */
@@ -61,6 +73,8 @@ export interface TurnServiceDeps {
   readonly events: TurnEventBus;
   /** Fleet mode: redirects and admission of new allocations (absent: a lone node). */
   readonly admission?: AllocationAdmission;
+  /** RFC 6062: opens TCP connections to peers (absent: no TCP allocations, whatever `tcpRelay` says). */
+  readonly tcpConnector?: TcpConnector;
 }
 
 /** A read-only view of one allocation, for the operator API and metrics. */
@@ -76,6 +90,8 @@ export interface AllocationInfo {
   readonly counters: AllocationCounters;
   readonly permissions: number;
   readonly channels: number;
+  /** RFC 6062: peer TCP connections of a TCP allocation (0 for UDP ones). */
+  readonly tcpConnections: number;
 }
 
 export class TurnService implements TurnState {
@@ -93,6 +109,8 @@ export class TurnService implements TurnState {
   draining = false;
   readonly admission: AllocationAdmission | undefined;
   nextAlternate = 0;
+  readonly tcp = new TcpConnections();
+  readonly tcpConnector: TcpConnector | undefined;
   private readonly limiter: SourceRateLimiter;
   private nextId = 1;
   private lastPruneSec = 0;
@@ -108,6 +126,7 @@ export class TurnService implements TurnState {
     this.clock = deps.clock;
     this.events = deps.events;
     this.admission = deps.admission;
+    this.tcpConnector = deps.tcpConnector;
     this.responder = new Responder(deps.stats, deps.options, deps.auth);
     deps.limiter.setAllocationCheck((address) => this.table.hasClientAddress(address));
   }
@@ -151,6 +170,7 @@ export class TurnService implements TurnState {
         counters: this.plane.counters(a),
         permissions: this.plane.livePermissions(a, nowSec),
         channels: this.plane.liveChannels(a, nowSec),
+        tcpConnections: this.tcp.countOf(a),
       };
     }
   }
@@ -327,6 +347,8 @@ export class TurnService implements TurnState {
     if (a.deleted) return;
     a.deleted = true;
     this.table.remove(a);
+    // RFC 6062: the peer and client data connections go with the allocation.
+    if (a.relayTransport === 'tcp') this.tcp.closeAllOf(a);
     // Still binding its relay: never announced, so not counted; the completion closes the sockets.
     if (a.pending) return;
     this.plane.uninstall(a);
@@ -351,6 +373,47 @@ export class TurnService implements TurnState {
       else if (prune) this.plane.prune(a, nowSec);
     }
     if (prune) this.cache.prune(nowSec);
+    // RFC 6062 §5.2, §5.3: peer data connections not bound within 30 s are closed.
+    if (this.tcp.size > 0) this.stats.tcpBindTimeouts += this.tcp.expire(nowSec);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // RFC 6062 TCP relaying (the shell reports its connections)
+
+  /**
+   * RFC 6062 §5.3: a peer connected to the relayed address of TCP allocation `a` from
+   * `address`:`port`. Kept (and announced to the client in a ConnectionAttempt indication) only
+   * when the peer's IP has a permission and the peer policy still allows it, within the
+   * allocation's connection cap; otherwise undefined, and the shell closes it at once.
+   */
+  peerConnected(
+    a: Allocation,
+    address: string,
+    port: number,
+    peer: PeerConnection,
+  ): TcpConnection | undefined {
+    if (a.deleted || a.pending || a.relayTransport !== 'tcp') return undefined;
+    // Our own relay behind 1:1 NAT connects from its local address; the client knows the advertised one.
+    const ip = this.allocator.advertisedAddressFor(address) ?? address;
+    const refused =
+      !this.plane.hasPermission(a, ip, this.clock.nowSec()) ||
+      !this.peerAllowed(ip, undefined) ||
+      this.tcp.countOf(a) >= (this.options.tcpRelayMaxConnections ?? DEFAULT_MAX_TCP_CONNECTIONS);
+    const c = refused ? undefined : this.tcp.add(a, ip, port, false, TcpState.Pending);
+    if (c === undefined) {
+      this.stats.tcpPeerConnectionsRefused++;
+      return undefined;
+    }
+    c.peer = peer;
+    c.bindDeadlineSec = this.clock.nowSec() + bindTimeoutSec(this);
+    this.stats.tcpConnectionsOpened++;
+    a.endpoint.send(this.tcp.connectionAttempt(c), a.clientAddress, a.clientPort);
+    return c;
+  }
+
+  /** A peer data connection (or the client data connection piped to it) closed. */
+  tcpConnectionClosed(c: TcpConnection): void {
+    this.tcp.close(c);
   }
 
   /** Deletes every allocation (shutdown). */
