@@ -103,7 +103,7 @@ function pattern(n: number, seed: number): Buffer {
 }
 
 /** Connect + ConnectionBind to a fresh peer; returns the pipe's two ends. */
-async function connected(t: Test, s: Setup, c: TcpRelayClient) {
+async function connected(t: Test, c: TcpRelayClient) {
   const peer = await tcpPeer(t);
   const r = await c.connect(HOST, peer.port);
   t.ok(r.ok, 'Connect succeeded');
@@ -122,7 +122,7 @@ for (const tls of [false, true]) {
       const c = await client(t, tls ? s.tlsPort! : s.port, tls);
       const relayed = await c.allocate();
       t.equal(typeof relayed, 'object', 'TCP allocation granted');
-      const { peer, peerSocket, data, early } = await connected(t, s, c);
+      const { peer, peerSocket, data, early } = await connected(t, c);
       t.equal(peerSocket.remoteAddress, HOST, 'the server connects from the relay address');
       // Big transfers both ways at once: the pipe's backpressure must neither lose nor reorder.
       const up = pattern(3 << 20, 1);
@@ -324,7 +324,7 @@ for (const how of ['Refresh 0', 'control connection closed'] as const) {
     const s = await server(t);
     const c = await client(t, s.port);
     const relayed = (await c.allocate()) as { address: string; port: number };
-    const bound = await connected(t, s, c);
+    const bound = await connected(t, c);
     const pendingPeer = await tcpPeer(t);
     await c.connect(HOST, pendingPeer.port);
     const pendingSocket = await waitFor('the pending peer connection', () => pendingPeer.accepted[0]);
