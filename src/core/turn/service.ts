@@ -8,13 +8,13 @@
  * One output path: every response, immediate or later (an Allocate waits for its relay sockets),
  * goes out through the request's endpoint.
  */
-import type { Authenticator, AuthFailure } from '../auth/authenticate.js';
+import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticate.js';
 import type { Clock } from '../clock.js';
 import { AttrType, ErrorCode, Method } from '../constants.js';
 import type { PeerPolicy } from '../peer-policy.js';
 import type { SourceRateLimiter } from '../rate-limit.js';
 import type { Stats } from '../stats.js';
-import { readString } from '../stun/attrs.js';
+import { readString, readUint32 } from '../stun/attrs.js';
 import type { StunView } from '../stun/decode.js';
 import type { ClientEndpoint } from '../transport.js';
 import type { AllocationAdmission } from './admission.js';
@@ -204,7 +204,9 @@ export class TurnService implements TurnState {
       this.refuseDisabled(view, endpoint, address, port, nowMs);
       return;
     }
-    const auth = this.auth.authenticate(view, address, port, nowSec);
+    let auth = this.auth.authenticate(view, address, port, nowSec);
+    if (!auth.ok && auth.reason === 'bad-nonce' && view.method === Method.ConnectionBind)
+      auth = this.authenticateDataConnection(view, address, nowSec) ?? auth;
     if (!auth.ok) {
       this.refuseUnauthenticated(view, auth, endpoint, address, port, nowMs);
       return;
@@ -224,6 +226,25 @@ export class TurnService implements TurnState {
     if (response === null) return;
     if (cacheable) this.cache.set(cacheKey, response, nowSec);
     endpoint.send(response, address, port);
+  }
+
+  /**
+   * RFC 6062 §4.4: a client opens each data connection with a ConnectionBind signed with the nonce
+   * it holds, the one its control connection got; nonces are bound to the client's address and
+   * port, so that nonce is accepted on a new connection from the same IP address when the request
+   * names a peer data connection of an allocation whose control connection it was issued to.
+   * (Otherwise every data connection costs a 438, and clients that share one nonce between their
+   * connections, as coturn's uclient does, then get 438 on the control connection in turn.)
+   */
+  private authenticateDataConnection(
+    view: StunView,
+    address: string,
+    nowSec: number,
+  ): AuthResult | undefined {
+    const id = readUint32(view, AttrType.ConnectionId);
+    const a = id === undefined ? undefined : this.tcp.get(id)?.allocation;
+    if (a === undefined || a.deleted || a.clientAddress !== address) return undefined;
+    return this.auth.authenticate(view, a.clientAddress, a.clientPort, nowSec);
   }
 
   /** RFC 8656 §10.2: a Send indication (never authenticated, never answered). */

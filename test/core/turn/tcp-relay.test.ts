@@ -494,3 +494,44 @@ t.test('bytes the shell pipes are counted in the allocation counters and the ser
   h.plane.countStreamRelay({ dataPlaneState: undefined } as unknown as typeof a, false, 1);
   t.same([h.stats.relayedToPeerBytes, h.stats.relayedToClientBytes], [101, 43]);
 });
+
+t.test(
+  "ConnectionBind with the control connection's nonce: accepted from the same IP for that allocation's connection only",
+  async (t) => {
+    const { h, connector, control, c } = world();
+    c.request(Method.Connect, peerAddress(PEER, 80));
+    connector.calls[0]!.done(new FakePeer());
+    const id = readUint32(last(control).view, AttrType.ConnectionId)!;
+    const bind = (w: Parameters<Build>[0]) => w.addUint32(AttrType.ConnectionId, id);
+    // Another IP holding the nonce: 438 (nonces are bound to the client's address).
+    const elsewhere = h.client(ALICE, '192.0.2.61', 50060, new DataEndpoint());
+    elsewhere.nonce = c.nonce;
+    t.same(
+      summarize(elsewhere.request(Method.ConnectionBind, bind, { retryStale: false })),
+      failure(Method.ConnectionBind, 438, false),
+    );
+    // The same IP, but no such connection: 438 as well.
+    const data = new DataEndpoint();
+    const d = h.client(ALICE, CLIENT, 50061, data);
+    d.nonce = c.nonce;
+    t.same(
+      summarize(
+        d.request(Method.ConnectionBind, (w) => w.addUint32(AttrType.ConnectionId, id ^ 1), {
+          retryStale: false,
+        }),
+      ),
+      failure(Method.ConnectionBind, 438, false),
+    );
+    t.same(
+      summarize(
+        d.request(Method.ConnectionBind, (w) => w.addFlag(AttrType.DontFragment), { retryStale: false }),
+      ),
+      failure(Method.ConnectionBind, 438, false),
+      'no CONNECTION-ID',
+    );
+    // The same IP, a new port, the control connection's nonce, the connection it announced: bound.
+    t.equal(d.request(Method.ConnectionBind, bind, { retryStale: false }), null);
+    t.equal(data.bound.length, 1);
+    t.same(summarize(decode(data.bound[0]!.response), ALICE), success(Method.ConnectionBind));
+  },
+);
