@@ -357,3 +357,68 @@ t.test('UDP allocations work alongside TCP ones with tcp-relay on', async (t) =>
   t.ok(r.relayed.port > 0);
   t.equal(s.server.turn.allocationCount, 2);
 });
+
+t.test(
+  '/admin/allocations lists a TCP allocation with its peer connections; admin delete closes them',
+  async (t) => {
+    const httpPort = await freePort();
+    const s = await server(t, {
+      prometheus: true,
+      'prometheus-address': HOST,
+      'prometheus-port': httpPort,
+      'api-token': 'secret-token',
+    });
+    const c = await client(t, s.port);
+    await c.allocate();
+    const bound = await connected(t, c);
+    const api = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`http://${HOST}:${httpPort}${path}`, {
+        method,
+        headers: { authorization: 'Bearer secret-token', 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return (await res.json()) as {
+        allocations?: { transport: string; tcpRelay?: { connections: number }; toPeer: { bytes: number } }[];
+      };
+    };
+    bound.data.write('12345');
+    await readBytes(bound.peerSocket, 5);
+    const list = await api('GET', '/admin/allocations');
+    t.equal(list.allocations?.length, 1);
+    t.same(list.allocations?.[0]?.tcpRelay, { connections: 1 });
+    t.equal(list.allocations?.[0]?.toPeer.bytes, 5);
+    const metrics = await (await fetch(`http://${HOST}:${httpPort}/metrics`)).text();
+    t.match(metrics, /turn_tcp_relay_connections\{state="bound"\} 1/);
+    t.match(metrics, /turn_tcp_relay_allocations 1/);
+    await api('POST', '/admin/disconnect', { user: 'alice' });
+    await closedWithin(bound.data, 3000);
+    await closedWithin(bound.peerSocket, 3000);
+    t.equal(s.server.turn.tcp.size, 0);
+  },
+);
+
+t.test('tcp-relay applies live on reload; existing TCP allocations stay', async (t) => {
+  const s = await server(t);
+  const c = await client(t, s.port);
+  await c.allocate();
+  const bound = await connected(t, c);
+  const off = s.server.reconfigure({ ...s.server.config(), tcpRelay: false });
+  t.ok(off.applied.includes('tcp-relay'), 'tcp-relay is a live key');
+  const late = await client(t, s.port);
+  t.equal(await late.allocate(), 442, 'new TCP allocations refused');
+  const got = readBytes(bound.peerSocket, 4);
+  bound.data.write('live');
+  t.equal((await got).toString(), 'live', 'the existing pipe keeps relaying');
+  s.server.reconfigure({ ...s.server.config(), tcpRelay: true, tcpRelayMaxConnections: 1 });
+  const other = await tcpPeer(t);
+  t.equal((await c.connect(HOST, other.port)).code, 508, 'tcp-relay-max-connections applies live');
+});
+
+t.test(
+  'relay-payload-policy webrtc refuses TCP allocations (442): a TCP relay carries any bytes',
+  async (t) => {
+    const s = await server(t, { 'relay-payload-policy': 'webrtc' });
+    const c = await client(t, s.port);
+    t.equal(await c.allocate(), 442);
+  },
+);
