@@ -78,5 +78,9 @@ t.test('turnutils_uclient -T (RFC 6062 TCP relay) through turnpike', { skip: ucl
   // connection): once as client → peer at A's allocation, once as peer → client at B's.
   t.equal(toPeer, r.sent * LENGTH, 'every byte sent relayed toward the peer');
   t.equal(toClient, toPeer, 'and every byte delivered to the receiving client');
+  t.ok(
+    d.lines.some((l) => l.includes('"allocation created"') && l.includes('"relayTransport":"tcp"')),
+    'TCP allocations logged as such',
+  );
   assertHealthy(t, d);
 });
