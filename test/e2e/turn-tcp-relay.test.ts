@@ -422,3 +422,74 @@ t.test(
     t.equal(await c.allocate(), 442);
   },
 );
+
+t.test('IPv6: a TCP allocation on ::1, Connect and an incoming connection, bytes both ways', async (t) => {
+  const V6 = '::1';
+  const s = await server(t, { 'listening-ip': [V6], 'allowed-peer-ip': [V6] });
+  const c = await TcpRelayClient.open({ host: V6, port: s.port });
+  t.teardown(() => c.close());
+  const relayed = (await c.allocate()) as { address: string; port: number };
+  t.equal(relayed.address, V6, 'an IPv6 relayed address');
+  const accepted: Socket[] = [];
+  const srv = createTcpServer((sock) => {
+    sock.on('error', () => {});
+    accepted.push(sock);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, V6, resolve));
+  t.teardown(() => {
+    for (const x of accepted) x.destroy();
+    return new Promise<void>((resolve) => srv.close(() => resolve()));
+  });
+  const r = await c.connect(V6, (srv.address() as { port: number }).port);
+  t.ok(r.ok, 'Connect to an IPv6 peer');
+  const peerSocket = await waitFor('the peer connection', () => accepted[0]);
+  const bound = await c.dataConnection(r.connectionId!);
+  t.teardown(() => bound.socket.destroy());
+  t.ok(bound.outcome.ok);
+  const up = readBytes(peerSocket, 3);
+  bound.socket.write('six');
+  t.equal((await up).toString(), 'six');
+  const down = readBytes(bound.socket, 4, bound.early);
+  peerSocket.write('back');
+  t.equal((await down).toString(), 'back');
+  // Peer-initiated over IPv6.
+  await c.createPermission(V6);
+  const inbound = netConnect({ host: relayed.address, port: relayed.port });
+  inbound.on('error', () => {});
+  t.teardown(() => inbound.destroy());
+  const attempt = await c.waitAttempt();
+  t.equal(attempt.address, V6);
+  const second = await c.dataConnection(attempt.id);
+  t.teardown(() => second.socket.destroy());
+  t.ok(second.outcome.ok);
+});
+
+t.test('shutdown closes every pipe and peer connection', async (t) => {
+  const port = await freePort();
+  const [min, max] = relayRange();
+  const { default: pino } = await import('pino');
+  const s = await createServer(
+    {
+      'listening-ip': [HOST],
+      'listening-port': port,
+      realm: 'example.test',
+      user: ['alice:wonderland'],
+      'allowed-peer-ip': [HOST],
+      'min-port': min,
+      'max-port': max,
+      'tcp-relay': true,
+      'data-plane': process.env['TURNPIKE_DATA_PLANE'] === 'js' ? 'js' : 'auto',
+    },
+    { log: pino(silent) },
+  );
+  let closed = false;
+  t.teardown(() => (closed ? undefined : s.close()));
+  const c = await client(t, port);
+  await c.allocate();
+  const bound = await connected(t, c);
+  await s.close();
+  closed = true;
+  await closedWithin(bound.data, 3000);
+  await closedWithin(bound.peerSocket, 3000);
+  t.equal(s.turn.tcp.size, 0);
+});

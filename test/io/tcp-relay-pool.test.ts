@@ -85,14 +85,17 @@ t.test('a TCP relay listens on a relay port and hands paused connections to the 
   await new Promise<void>((resolve) => again.close(() => resolve()));
 });
 
-t.test('a port another process holds is not used (marked busy); none left, or no TCP sink: 508', async (t) => {
-  const taken = await freePort();
-  const holder = await listen(taken);
-  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
-  const sink: TcpPeerSink = { accepted: (_a, s) => s.destroy() };
-  const full = pool(taken, taken, sink);
-  t.same(await allocate(full), { ok: false, code: 508 }, 'the only port is held elsewhere');
-  t.equal(full.portUsage()[0]?.free, 0, 'marked busy until the next retry sweep');
-  const none = pool(taken, taken, undefined);
-  t.same(await allocate(none), { ok: false, code: 508 }, 'no TCP sink wired');
-});
+t.test(
+  'a port another process holds is not used (marked busy); none left, or no TCP sink: 508',
+  async (t) => {
+    const taken = await freePort();
+    const holder = await listen(taken);
+    t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+    const sink: TcpPeerSink = { accepted: (_a, s) => s.destroy() };
+    const full = pool(taken, taken, sink);
+    t.same(await allocate(full), { ok: false, code: 508 }, 'the only port is held elsewhere');
+    t.equal(full.portUsage()[0]?.free, 0, 'marked busy until the next retry sweep');
+    const none = pool(taken, taken, undefined);
+    t.same(await allocate(none), { ok: false, code: 508 }, 'no TCP sink wired');
+  },
+);
