@@ -535,3 +535,18 @@ t.test(
     t.same(summarize(decode(data.bound[0]!.response), ALICE), success(Method.ConnectionBind));
   },
 );
+
+t.test('a TCP allocation takes no ChannelBind (400) and relays no Send indication', async (t) => {
+  const { h, c } = world();
+  c.createPermission([PEER]);
+  t.same(summarize(c.channelBind(0x4000, PEER, 80), ALICE), failure(Method.ChannelBind, 400));
+  const dropped = h.stats.droppedUnsupported;
+  c.send(PEER, 80, Buffer.from('datagram'));
+  t.equal(h.stats.droppedUnsupported, dropped + 1);
+  t.same(
+    h.allocator.relays.flatMap((r) => r.sent),
+    [],
+    'nothing sent from the relay',
+  );
+  t.equal(h.plane.counters(c.allocation()!).packetsToPeer, 0);
+});
