@@ -125,6 +125,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
             InstanceMethod("threadStats", &DataPlane::ThreadStats),
             InstanceMethod("setSoftware", &DataPlane::SetSoftware),
             InstanceMethod("setLimits", &DataPlane::SetLimits),
+            InstanceMethod("flush", &DataPlane::Flush),
             InstanceMethod("close", &DataPlane::Close),
         });
     exports.Set("DataPlane", ctor);
@@ -163,6 +164,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     tsfn_live_ = true;
     for (int t = 0; t < threads; t++) {
       workers_.emplace_back(new Worker(t, shared_.get(), [this](int index) { Wake(index); }));
+      waiting_.push_back(false);
       std::string error;
       if (!workers_.back()->start(&error)) {
         Shutdown();
@@ -238,6 +240,24 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       tsfn_live_ = false;
       tsfn_.Release();
     }
+  }
+
+  /* flush(): wakes the threads that have table operations waiting (install, uninstall, permission,
+   * channel post without a wake-up; JS calls this once per turn of its event loop). */
+  Napi::Value Flush(const Napi::CallbackInfo &info) {
+    if (!closed_)
+      for (size_t t = 0; t < workers_.size(); t++)
+        if (waiting_[t]) {
+          waiting_[t] = false;
+          workers_[t]->signal();
+        }
+    return info.Env().Undefined();
+  }
+
+  /* Queues a table operation on thread t without waking it (see Flush). */
+  void Queue(size_t t, const Op &op) {
+    workers_[t]->post(op, false);
+    waiting_[t] = true;
   }
 
   Napi::Value Close(const Napi::CallbackInfo &info) {
@@ -430,7 +450,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     Op op{};
     op.type = OP_INSTALL;
     op.alloc = raw;
-    workers_[t]->post(op);
+    Queue(t, op);
     return Napi::Number::New(env, id);
   }
 
@@ -455,7 +475,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     Op op{};
     op.type = OP_UNINSTALL;
     op.alloc = a;
-    workers_[t]->post(op);
+    Queue(t, op);
     if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
     return info.Env().Undefined();
   }
@@ -465,7 +485,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     if (a == nullptr || closed_) return;
     a->refs.fetch_add(1, std::memory_order_relaxed); /* released by the worker after applying */
     op.alloc = a;
-    workers_[owner_[id]]->post(op);
+    Queue(owner_[id], op);
   }
 
   /* permission(id, peerAddress, expiresAtSec, lo, hi, deniedPorts[]) */
@@ -575,6 +595,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
 
   std::unique_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<bool> waiting_; /* per thread: operations queued since the last Flush */
   std::vector<Listener> listeners_;
   struct RelayFd {
     uint8_t family;

@@ -207,7 +207,11 @@ class Worker {
   bool start(std::string *error);
   void stop_and_join();
 
-  void post(const Op &op); /* from the JS thread */
+  /* From the JS thread. `signal` false: the op waits for the next signal() or for the worker's next
+   * receive (ops are applied after every recvmmsg, before the datagrams are handled), so that the
+   * ops of one JS turn cost the worker one wake-up instead of one each. */
+  void post(const Op &op, bool signal = true);
+  void signal(); /* wakes the worker for the ops posted so far, unless it applied them already */
   void take_upcalls(std::vector<Upcall> *out); /* from the JS thread */
   void read_stats(double *out) const;
   int index() const { return index_; }

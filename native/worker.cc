@@ -273,12 +273,18 @@ void Worker::stop_and_join() {
   thread_.join();
 }
 
-void Worker::post(const Op &op) {
+void Worker::post(const Op &op, bool wake) {
   {
     std::lock_guard<std::mutex> g(ops_mutex_);
     ops_.push_back(op);
   }
   ops_pending_.store(true, std::memory_order_release);
+  if (wake) signal();
+}
+
+void Worker::signal() {
+  /* Nothing left to wake for: a receive since the ops were posted applied them already. */
+  if (!ops_pending_.load(std::memory_order_acquire)) return;
   uint64_t one = 1;
   ssize_t r = write(evfd_, &one, sizeof one);
   (void)r; /* EAGAIN: the counter is already non-zero, the worker wakes anyway */
