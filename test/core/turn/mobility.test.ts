@@ -54,7 +54,7 @@ function mobileSession(h: Harness): { c: TurnClient; a: Allocation; ticket: Buff
   return { c, a: c.allocation()!, ticket };
 }
 
-t.test('ticket book: mint and check; forged, other user, other key, bad length or version', async (t) => {
+t.test('ticket book: mint and check; forged, other user, other key, bad length', async (t) => {
   const book = new TicketBook(Buffer.alloc(32, 7));
   const a = allocation(42);
   book.add(a);
@@ -73,16 +73,17 @@ t.test('ticket book: mint and check; forged, other user, other key, bad length o
   }
   t.equal(book.check(ticket, 'mallory', 1000), 'invalid', 'for other credentials');
   t.equal(new TicketBook(Buffer.alloc(32, 8)).check(ticket, 'alice', 1000), 'invalid', 'another process');
-  t.equal(book.check(ticket.subarray(0, 32), 'alice', 1000), 'invalid', 'short');
+  t.equal(book.check(ticket.subarray(0, 31), 'alice', 1000), 'invalid', 'short');
   t.equal(book.check(Buffer.concat([ticket, Buffer.alloc(1)]), 'alice', 1000), 'invalid', 'long');
   t.equal(book.check(Buffer.alloc(0), 'alice', 1000), 'invalid', 'empty');
   t.equal(book.check(ticket, 'alice', 1600), 'expired', 'at its expiry');
   // Another allocation's ticket with this one's id forged in: the MAC breaks.
   const other = allocation(43);
   book.add(other);
-  const swapped = book.mint(other);
-  swapped.writeUIntBE(42, 1, 6);
-  t.equal(book.check(swapped, 'alice', 1000), 'invalid', 'id swapped');
+  const raw = Buffer.from(book.mint(other).toString('latin1'), 'base64url');
+  raw.writeUInt32BE(42, 0);
+  t.equal(book.check(Buffer.from(raw.toString('base64url')), 'alice', 1000), 'invalid', 'id swapped');
+  t.match(ticket.toString('latin1'), /^[A-Za-z0-9_-]{32}$/, 'text: base64url, no NUL byte');
   a.mobilityGeneration = newGeneration(a.mobilityGeneration);
   t.equal(book.check(ticket, 'alice', 1000), 'stale', 'the allocation moved since');
   t.equal(book.check(book.mint(a), 'alice', 1000), a, 'a ticket of the new generation is good');
