@@ -341,7 +341,7 @@ export const KEYS = [
   boolean('mobility', 'mobility', {
     default: false,
     description:
-      'RFC 8016 mobility: an Allocate with an empty MOBILITY-TICKET gets a mobile allocation, and a Refresh carrying its ticket (authenticated with the same credentials, same transport) from a new client address moves the allocation there, the old address then being served no more. Tickets are HMAC-authenticated, valid on this server process only, and void once used. Off: such requests get 405 Mobility Forbidden.',
+      'RFC 8016 mobility: an Allocate with an empty MOBILITY-TICKET gets a mobile allocation, and a Refresh carrying its ticket (authenticated with the same credentials, same transport) from a new client address moves the allocation there, the old address then being served no more. Tickets are HMAC-authenticated, good on this server process only, and void once the allocation has moved. Off: such requests get 405 Mobility Forbidden.',
   }),
   oneOf('allocation-default-address-family', 'allocationDefaultAddressFamily', {
     values: ['ipv4', 'ipv6', 'keep'],
