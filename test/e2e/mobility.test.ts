@@ -23,6 +23,7 @@ import {
   TurnRequestError,
   type TurnResponse,
 } from '../fixtures/helpers/turn-client.js';
+import { StreamTurnClient } from '../fixtures/helpers/turn-stream-client.js';
 
 const ALICE: TurnCredentials = { username: 'alice', password: 'wonderland', realm: 'example.test' };
 const plane = process.env['TURNPIKE_DATA_PLANE'] === 'js' || 'error' in loadNativeAddon() ? 'js' : 'native';
@@ -354,3 +355,49 @@ t.test(`${plane} data plane: mobility off: no ticket, and asking for one gets 40
   t.equal(byLabel(text, 'turn_mobility_refused_total', 'reason').get('disabled'), 2);
   t.equal(sample(text, 'turn_mobility_moves_total'), 0);
 });
+
+t.test(
+  'TCP: an allocation moves to a new connection; the old one then idles out, the allocation lives on',
+  async (t) => {
+    const { d, http } = await mobileDaemon(t, ['--mobility', '--tcp-idle-timeout', '1']);
+    const peer = await TestPeer.bind('127.0.0.1');
+    t.teardown(() => peer.close());
+    const open = () =>
+      StreamTurnClient.connect({
+        host: '127.0.0.1',
+        port: d.port,
+        username: 'alice',
+        password: 'wonderland',
+      });
+    const a = await open();
+    t.teardown(() => a.close());
+    const r = await a.request(Method.Allocate, (w) => {
+      addUdpTransport(w);
+      w.addBytes(AttrType.MobilityTicket, Buffer.alloc(0));
+    });
+    t.ok(r.ok, 'mobile allocation over TCP');
+    const relay = readRelayed(r);
+    await a.channelBind(CHANNEL, peer.address);
+    const b = await open();
+    t.teardown(() => b.close());
+    const moved = await b.request(Method.Refresh, (w) => w.addBytes(AttrType.MobilityTicket, ticketOf(r)));
+    t.ok(moved.ok, 'moved to the new connection');
+    b.sendChannel(CHANNEL, Buffer.from('over b'));
+    t.equal((await peer.next(2000)).data.toString(), 'over b');
+    a.sendChannel(CHANNEL, Buffer.from('over a'));
+    t.same((await peer.collect(200)).length, 0, 'the old connection relays nothing');
+    // The old connection holds no allocation any more: the idle timeout (1 s) closes it.
+    let closed = false;
+    void a.closed.then(() => {
+      closed = true;
+    });
+    for (let waited = 0; !closed && waited < 5000; waited += 50) await sleep(50);
+    t.ok(closed, 'the server closed the old, idle connection');
+    await peer.send(Buffer.from('to b'), relay);
+    await b.waitReceived(1);
+    t.equal(b.received[0]?.toString(), 'to b', 'the allocation lives on, on the new connection');
+    const again = await b.request(Method.Refresh, (w) => w.addUint32(AttrType.Lifetime, 600));
+    t.ok(again.ok, 'and refreshes there');
+    t.equal(sample(await scrape(http), 'turn_mobility_moves_total'), 1);
+  },
+);
