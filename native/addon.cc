@@ -225,8 +225,10 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     closed_ = true;
     for (auto &w : workers_) w->stop_and_join();
     /* Operations still queued, moves handing allocations from thread to thread included: apply
-     * them until none is left (each move adds one attach; bounded all the same). */
-    for (int round = 0; round < 64; round++) {
+     * them until none is left. This ends: JS queues nothing more, and each round applies at least
+     * one of the moves JS queued (an attach it creates is applied in this round or the next). No
+     * worker may be destroyed before then (a move posts to another worker). */
+    for (;;) {
       bool any = false;
       for (auto &w : workers_) any = w->drain_ops() || any;
       if (!any) break;
