@@ -317,3 +317,35 @@ t.test(
     );
   },
 );
+
+t.test('random and mutated tickets: 400 or 405, never a move, never a throw', async (t) => {
+  const h = new Harness({ turn: { mobility: true } });
+  const { a, ticket } = mobileSession(h);
+  let seed = 0x9e3779b9;
+  const rnd = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const codes = new Map<number | undefined, number>();
+  for (let i = 0; i < 400; i++) {
+    let bad: Buffer;
+    if (i % 2 === 0) bad = Buffer.from(Array.from({ length: rnd(70) }, () => rnd(256)));
+    else {
+      bad = Buffer.from(ticket);
+      for (let k = 1 + rnd(3); k > 0; k--) bad[rnd(bad.length)] = rnd(256);
+      if (bad.equals(ticket)) bad[0] = bad[0] === 0x41 ? 0x42 : 0x41;
+    }
+    const reply = h.client(ALICE, '192.0.2.200', 1000 + i).refresh(undefined, withTicket(bad));
+    const s = summarize(reply, ALICE);
+    codes.set(s?.code, (codes.get(s?.code) ?? 0) + 1);
+  }
+  t.same(
+    [...codes.keys()].filter((c) => c !== 400 && c !== 405),
+    [],
+    `only 400 (empty) and 405: ${JSON.stringify([...codes])}`,
+  );
+  t.same([a.clientAddress, a.clientPort], [WIFI, 40000], 'never moved');
+  t.equal(h.stats.mobilityMoves, 0);
+});
