@@ -336,9 +336,11 @@ export class StreamListener {
       conn.lastMessageAtMs = Date.now();
       // STUN or ChannelData (padding already stripped by the framer): the core demultiplexes.
       this.core.receive(frame, conn.remoteAddress, conn.remotePort, conn);
-      // An Allocate adds the allocation (pending) before returning; a Refresh 0 deletes it.
+      // An Allocate adds the allocation (pending) before returning; a Refresh 0 deletes it; a
+      // Refresh with an RFC 8016 ticket from another connection moves it there.
       const a = conn.allocation;
-      if (a === undefined || a.deleted) this.setAllocation(conn, this.lookUpAllocation(conn));
+      if (a === undefined || a.deleted || a.endpoint !== conn)
+        this.setAllocation(conn, this.lookUpAllocation(conn));
     });
     if (err !== null) {
       this.core.stats.streamClosedBadFrame++;
@@ -431,7 +433,8 @@ export class StreamListener {
         expired = true;
       } else {
         let a = conn.allocation;
-        if (a === undefined || a.deleted) a = this.lookUpAllocation(conn);
+        // Gone, or moved to another connection (RFC 8016): this one may hold none now.
+        if (a === undefined || a.deleted || a.endpoint !== conn) a = this.lookUpAllocation(conn);
         expired = a === undefined && nowMs - conn.lastMessageAtMs >= idleTimeoutMs;
         if (!expired) this.setAllocation(conn, a);
       }

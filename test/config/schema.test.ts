@@ -42,6 +42,7 @@ t.test('defaults', async (t) => {
     maxChannels: 64,
     unauthorizedRatelimitRps: 10,
     rfc5766ChannelNumbers: false,
+    mobility: false,
     noSha256: false,
     alternateServers: [],
     drainTimeout: 60,

@@ -437,3 +437,10 @@ t.test('start and check-config accept coturn spellings and say so', async (t) =>
   t.equal(s.code, 0);
   t.equal(s.startOptions[0]?.notes?.length, 2, 'the daemon gets the notes to log at start');
 });
+
+t.test('mobility: the flag carries over (RFC 8016, coturn and turnpike both default off)', async (t) => {
+  const r = translate('mobility\nlistening-port=3478\n');
+  t.same(r.config, { mobility: true, 'listening-port': 3478 });
+  t.same(r.unsupported, []);
+  t.same(translate('# mobility\nlistening-port=3478\n').config, { 'listening-port': 3478 }, 'absent: off');
+});

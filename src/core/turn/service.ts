@@ -27,6 +27,7 @@ import { channelBind } from './handlers/channel-bind.js';
 import { createPermission } from './handlers/create-permission.js';
 import { refresh } from './handlers/refresh.js';
 import { sendIndication } from './handlers/send.js';
+import { newGeneration, TicketBook } from './mobility.js';
 import { ResponseCache } from './response-cache.js';
 import { Responder } from './responses.js';
 import { AllocationTable } from './table.js';
@@ -61,6 +62,8 @@ export interface TurnServiceDeps {
   readonly events: TurnEventBus;
   /** Fleet mode: redirects and admission of new allocations (absent: a lone node). */
   readonly admission?: AllocationAdmission;
+  /** RFC 8016 ticket key (32 bytes); default: random per process. */
+  readonly mobilityKey?: Buffer;
 }
 
 /** A read-only view of one allocation, for the operator API and metrics. */
@@ -90,6 +93,7 @@ export class TurnService implements TurnState {
   readonly events: TurnEventBus;
   readonly responder: Responder;
   readonly cache = new ResponseCache();
+  readonly tickets: TicketBook;
   draining = false;
   readonly admission: AllocationAdmission | undefined;
   nextAlternate = 0;
@@ -109,6 +113,7 @@ export class TurnService implements TurnState {
     this.events = deps.events;
     this.admission = deps.admission;
     this.responder = new Responder(deps.stats, deps.options, deps.auth);
+    this.tickets = new TicketBook(deps.mobilityKey);
     deps.limiter.setAllocationCheck((address) => this.table.hasClientAddress(address));
   }
 
@@ -319,14 +324,31 @@ export class TurnService implements TurnState {
   activate(a: Allocation): void {
     a.pending = false;
     this.plane.install(a);
+    if (a.mobilityGeneration !== 0) this.tickets.add(a);
     this.stats.allocationsCreated++;
     this.events.emitAllocationCreated(a);
+  }
+
+  moveAllocation(a: Allocation, endpoint: ClientEndpoint, address: string, port: number): boolean {
+    if (!this.plane.move(a, endpoint, address, port)) return false;
+    const from = { transport: a.endpoint.transport, address: a.clientAddress, port: a.clientPort };
+    this.table.remove(a);
+    a.endpoint = endpoint;
+    a.clientAddress = address;
+    a.clientPort = port;
+    this.table.add(a);
+    // Every ticket issued before the move is void from now on (a replay moves nothing).
+    a.mobilityGeneration = newGeneration(a.mobilityGeneration);
+    this.stats.mobilityMoves++;
+    this.events.emitAllocationMoved(a, from);
+    return true;
   }
 
   deleteAllocation(a: Allocation, reason: DeleteReason): void {
     if (a.deleted) return;
     a.deleted = true;
     this.table.remove(a);
+    this.tickets.remove(a);
     // Still binding its relay: never announced, so not counted; the completion closes the sockets.
     if (a.pending) return;
     this.plane.uninstall(a);

@@ -62,6 +62,12 @@ export interface NativeHandle {
     userId: string,
   ): number;
   uninstall(id: number): void;
+  /**
+   * RFC 8016: the allocation's client is now address:port, reached through `listener` on `thread`
+   * (its relay sockets, permissions and channels follow it there); false when the arguments are
+   * not valid (unknown id, thread or listener, a family the listener does not serve).
+   */
+  move(id: number, thread: number, listener: number, clientAddress: string, clientPort: number): boolean;
   /** Ports allowed for Send indications to the peer: [lo, hi] except `denied` (lo > hi: none). */
   permission(
     id: number,

@@ -207,6 +207,20 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     setTimeout(this.flushNow, FLUSH_DELAY_MS);
   }
 
+  /**
+   * RFC 8016: a UDP allocation of the threads moves to another client 5-tuple of this plane, on
+   * whichever thread the kernel hashes it to (the addon hands the allocation over); the JavaScript
+   * plane's view moves with it. Streams' allocations are the JavaScript plane's alone.
+   */
+  move(a: Allocation, endpoint: ClientEndpoint, address: string, port: number): boolean {
+    const id = this.ids.get(a);
+    if (id !== undefined) {
+      if (!(endpoint instanceof NativeEndpoint) || endpoint.plane !== this || this.closed) return false;
+      if (!this.handle.move(id, endpoint.thread, endpoint.listener, address, port)) return false;
+    } else if (endpoint instanceof NativeEndpoint) return false; // served by JS: it stays so
+    return this.js.move(a, endpoint, address, port);
+  }
+
   uninstall(a: Allocation): void {
     this.js.uninstall(a);
     const id = this.ids.get(a);
