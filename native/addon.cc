@@ -119,12 +119,14 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
             InstanceMethod("closeFd", &DataPlane::CloseFd),
             InstanceMethod("install", &DataPlane::Install),
             InstanceMethod("uninstall", &DataPlane::Uninstall),
+            InstanceMethod("move", &DataPlane::Move),
             InstanceMethod("permission", &DataPlane::SetPermission),
             InstanceMethod("channel", &DataPlane::SetChannel),
             InstanceMethod("counters", &DataPlane::ReadCounters),
             InstanceMethod("threadStats", &DataPlane::ThreadStats),
             InstanceMethod("setSoftware", &DataPlane::SetSoftware),
             InstanceMethod("setLimits", &DataPlane::SetLimits),
+            InstanceMethod("flush", &DataPlane::Flush),
             InstanceMethod("close", &DataPlane::Close),
         });
     exports.Set("DataPlane", ctor);
@@ -163,6 +165,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     tsfn_live_ = true;
     for (int t = 0; t < threads; t++) {
       workers_.emplace_back(new Worker(t, shared_.get(), [this](int index) { Wake(index); }));
+      waiting_.push_back(false);
       std::string error;
       if (!workers_.back()->start(&error)) {
         Shutdown();
@@ -170,6 +173,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
         return;
       }
     }
+    for (auto &w : workers_) shared_->workers.push_back(w.get());
     Value().Set("threads", Napi::Number::New(env, threads));
   }
 
@@ -222,6 +226,15 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     if (closed_) return;
     closed_ = true;
     for (auto &w : workers_) w->stop_and_join();
+    /* Operations still queued, moves handing allocations from thread to thread included: apply
+     * them until none is left. This ends: JS queues nothing more, and each round applies at least
+     * one of the moves JS queued (an attach it creates is applied in this round or the next). No
+     * worker may be destroyed before then (a move posts to another worker). */
+    for (;;) {
+      bool any = false;
+      for (auto &w : workers_) any = w->drain_ops() || any;
+      if (!any) break;
+    }
     /* JS references to allocations still installed. */
     for (auto &kv : ids_) {
       Alloc *a = kv.second;
@@ -238,6 +251,24 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       tsfn_live_ = false;
       tsfn_.Release();
     }
+  }
+
+  /* flush(): wakes the threads that have table operations waiting (install, uninstall, permission,
+   * channel post without a wake-up; JS calls this once per turn of its event loop). */
+  Napi::Value Flush(const Napi::CallbackInfo &info) {
+    if (!closed_)
+      for (size_t t = 0; t < workers_.size(); t++)
+        if (waiting_[t]) {
+          waiting_[t] = false;
+          workers_[t]->signal();
+        }
+    return info.Env().Undefined();
+  }
+
+  /* Queues a table operation on thread t without waking it (see Flush). */
+  void Queue(size_t t, const Op &op) {
+    workers_[t]->post(op, false);
+    waiting_[t] = true;
   }
 
   Napi::Value Close(const Napi::CallbackInfo &info) {
@@ -424,13 +455,14 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     a->user = u.bucket;
     uint32_t id = ++next_id_;
     a->id = id;
+    a->owner.store(t, std::memory_order_relaxed); /* published to the worker by post() */
     Alloc *raw = a.release();
     ids_[id] = raw;
     owner_[id] = t;
     Op op{};
     op.type = OP_INSTALL;
     op.alloc = raw;
-    workers_[t]->post(op);
+    Queue(t, op);
     return Napi::Number::New(env, id);
   }
 
@@ -455,9 +487,37 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     Op op{};
     op.type = OP_UNINSTALL;
     op.alloc = a;
-    workers_[t]->post(op);
+    Queue(t, op);
     if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
     return info.Env().Undefined();
+  }
+
+  /* move(id, thread, listener, clientAddress, clientPort) → boolean: RFC 8016, the allocation's
+   * client is now address:port, reached through `listener` on `thread` (dataplane.h: the move
+   * protocol). Later operations on it go to `thread`. */
+  Napi::Value Move(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (closed_ || info.Length() < 5) return Napi::Boolean::New(env, false);
+    uint32_t id = info[0].ToNumber().Uint32Value();
+    Alloc *a = Find(id);
+    int t = info[1].ToNumber().Int32Value();
+    int li = info[2].ToNumber().Int32Value();
+    int port = info[4].ToNumber().Int32Value();
+    if (a == nullptr || t < 0 || (size_t)t >= workers_.size() || li < 0 || (size_t)li >= listeners_.size() ||
+        port < 1 || port > 65535)
+      return Napi::Boolean::New(env, false);
+    Op op{};
+    op.type = OP_MOVE;
+    if (!parse_ip(info[3].ToString().Utf8Value(), &op.client)) return Napi::Boolean::New(env, false);
+    /* The listener's family is the client's (a listener socket serves one family). */
+    if (op.client.family != listeners_[li].address.family) return Napi::Boolean::New(env, false);
+    op.client.port = (uint16_t)port;
+    op.thread = t;
+    op.listener = li;
+    op.alloc = a; /* alive: the worker's reference is released only by an uninstall, queued after this */
+    workers_[owner_[id]]->post(op);
+    owner_[id] = t;
+    return Napi::Boolean::New(env, true);
   }
 
   void Post(uint32_t id, Op &op) {
@@ -465,7 +525,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     if (a == nullptr || closed_) return;
     a->refs.fetch_add(1, std::memory_order_relaxed); /* released by the worker after applying */
     op.alloc = a;
-    workers_[owner_[id]]->post(op);
+    Queue(owner_[id], op);
   }
 
   /* permission(id, peerAddress, expiresAtSec, lo, hi, deniedPorts[]) */
@@ -575,6 +635,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
 
   std::unique_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<bool> waiting_; /* per thread: operations queued since the last Flush */
   std::vector<Listener> listeners_;
   struct RelayFd {
     uint8_t family;

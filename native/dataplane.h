@@ -12,6 +12,17 @@
  *  - Permissions and channels are written only by the owning worker (from operations); JS keeps
  *    its own copy for the control plane's queries. Counters are relaxed atomics, written by the
  *    worker and read by JS.
+ *  - RFC 8016 mobility moves an allocation to a new client 5-tuple, which SO_REUSEPORT may hash to
+ *    another thread. JS queues OP_MOVE to the thread that owns the allocation (and sends every later
+ *    operation on it to the new thread). The old thread unlinks it from its client table and epoll
+ *    set (the relay sockets stay open, their unread datagrams wait in the kernel), rewrites its
+ *    client address, marks it owned by nobody (`owner` -1) and queues OP_ATTACH to the new thread,
+ *    which links it and takes ownership. A thread applies an operation on an allocation only while
+ *    it owns it; one that arrives before the allocation does (JS queued it after the move, the old
+ *    thread has not let go yet) waits in the thread's `deferred_` list and is applied, in order,
+ *    right after the OP_ATTACH. The old thread keeps a reference until the end of its event round
+ *    (events it already read may point at the allocation's relay sources) and skips them: it no
+ *    longer owns the allocation.
  *  - Listener sockets belong to the threads; the JS thread may send on them (sendto is safe from
  *    any thread). They are closed after the threads have stopped.
  */
@@ -136,6 +147,9 @@ struct Source {
 
 struct Alloc {
   std::atomic<int> refs{2};
+  /* The worker thread that owns it (links it, reads its relays, writes its tables); -1 while a
+   * move hands it from one thread to another. */
+  std::atomic<int> owner{-1};
   uint32_t id = 0;
   int listener = 0;
   tp_addr client{};           /* key of the client table */
@@ -154,7 +168,7 @@ struct Alloc {
   int64_t user_lease = 0;
 };
 
-enum OpType { OP_ADD_LISTENER, OP_INSTALL, OP_UNINSTALL, OP_PERMISSION, OP_CHANNEL, OP_STOP };
+enum OpType { OP_ADD_LISTENER, OP_INSTALL, OP_UNINSTALL, OP_PERMISSION, OP_CHANNEL, OP_STOP, OP_MOVE, OP_ATTACH };
 
 struct Op {
   OpType type;
@@ -164,6 +178,8 @@ struct Op {
   uint8_t family;
   Permission permission;
   Channel channel;
+  int thread;     /* OP_MOVE: the thread that takes the allocation */
+  tp_addr client; /* OP_MOVE: the new client address (with its port) */
 };
 
 /* A datagram handed up to JS. */
@@ -198,6 +214,8 @@ struct Shared {
   std::atomic<int64_t> user_max_bps{0};
   std::atomic<int64_t> bps_capacity{0};
   SharedBucket capacity;                     /* bps-capacity, shared by every thread */
+  /* Every worker, by index (filled once all have started; read by a thread handing an allocation over). */
+  std::vector<Worker *> workers;
 };
 
 class Worker {
@@ -207,8 +225,14 @@ class Worker {
   bool start(std::string *error);
   void stop_and_join();
 
-  void post(const Op &op); /* from the JS thread */
+  /* From the JS thread. `signal` false: the op waits for the next signal() or for the worker's next
+   * receive (ops are applied after every recvmmsg, before the datagrams are handled), so that the
+   * ops of one JS turn cost the worker one wake-up instead of one each. */
+  void post(const Op &op, bool signal = true);
+  void signal(); /* wakes the worker for the ops posted so far, unless it applied them already */
   void take_upcalls(std::vector<Upcall> *out); /* from the JS thread */
+  /* After every thread has stopped: applies the queued operations; true when there were any. */
+  bool drain_ops();
   void read_stats(double *out) const;
   int index() const { return index_; }
 
@@ -217,6 +241,9 @@ class Worker {
   void apply_ops();
   void apply(Op &op);
   void unlink(Alloc *a);
+  bool owns(const Alloc *a) const { return a->owner.load(std::memory_order_acquire) == index_; }
+  void move_out(Op &op);
+  void attach(Alloc *a);
   int receive(int fd, int *first);
   int send_gso(int fd, struct mmsghdr *msgs, int count);
   void on_listener(Source *s);
@@ -253,6 +280,8 @@ class Worker {
   bool stop_ = false;
   std::atomic<uint64_t> stats_[ST_COUNT];
   std::vector<Alloc *> graveyard_;
+  /* Operations on allocations on their way to this thread (see the move protocol above). */
+  std::vector<Op> deferred_;
   std::vector<Source *> listeners_; /* by listener index (nullptr: not on this thread yet) */
   class ClientTable *clients_;
   int64_t now_sec_ = 0;

@@ -200,6 +200,18 @@ static void erase_unordered(std::vector<T> &v, F drop) {
     }
 }
 
+/* Moves the operations on `a` out of `from` into `out`, keeping the order of both. */
+static void erase_ordered_into(std::vector<Op> &from, std::vector<Op> &out, const Alloc *a) {
+  size_t keep = 0;
+  for (size_t i = 0; i < from.size(); i++) {
+    if (from[i].alloc == a)
+      out.push_back(from[i]);
+    else
+      from[keep++] = from[i];
+  }
+  from.resize(keep);
+}
+
 static void release(Alloc *a) {
   if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
 }
@@ -217,6 +229,12 @@ Worker::~Worker() {
   for (auto &op : ops_)
     if (op.type != OP_STOP) apply(op);
   ops_.clear();
+  /* Never expected after DataPlane::Shutdown drained every thread: let go of what they hold. */
+  for (auto &op : deferred_) {
+    if (op.type == OP_PERMISSION || op.type == OP_CHANNEL) release(op.alloc);
+    else if (op.type == OP_UNINSTALL) unlink(op.alloc);
+  }
+  deferred_.clear();
   std::vector<Alloc *> linked;
   clients_->for_each([&](Alloc *a) { linked.push_back(a); });
   for (Alloc *a : linked) unlink(a);
@@ -273,12 +291,18 @@ void Worker::stop_and_join() {
   thread_.join();
 }
 
-void Worker::post(const Op &op) {
+void Worker::post(const Op &op, bool wake) {
   {
     std::lock_guard<std::mutex> g(ops_mutex_);
     ops_.push_back(op);
   }
   ops_pending_.store(true, std::memory_order_release);
+  if (wake) signal();
+}
+
+void Worker::signal() {
+  /* Nothing left to wake for: a receive since the ops were posted applied them already. */
+  if (!ops_pending_.load(std::memory_order_acquire)) return;
   uint64_t one = 1;
   ssize_t r = write(evfd_, &one, sizeof one);
   (void)r; /* EAGAIN: the counter is already non-zero, the worker wakes anyway */
@@ -289,6 +313,18 @@ void Worker::take_upcalls(std::vector<Upcall> *out) {
   out->swap(upcalls_);
   upcall_bytes_ = 0;
   upcall_signalled_ = false;
+}
+
+bool Worker::drain_ops() {
+  {
+    std::lock_guard<std::mutex> g(ops_mutex_);
+    ops_work_.swap(ops_);
+  }
+  bool any = !ops_work_.empty();
+  for (Op &op : ops_work_)
+    if (op.type != OP_STOP) apply(op);
+  ops_work_.clear();
+  return any;
 }
 
 void Worker::read_stats(double *out) const {
@@ -318,6 +354,12 @@ void Worker::apply_ops() {
 }
 
 void Worker::apply(Op &op) {
+  /* An operation on an allocation this thread does not own (yet): it is on its way here. */
+  if ((op.type == OP_UNINSTALL || op.type == OP_PERMISSION || op.type == OP_CHANNEL || op.type == OP_MOVE) &&
+      !owns(op.alloc)) {
+    deferred_.push_back(op);
+    return;
+  }
   switch (op.type) {
     case OP_STOP:
       stop_ = true; /* seen by the loop after the current event, wherever the op was applied */
@@ -347,6 +389,12 @@ void Worker::apply(Op &op) {
     }
     case OP_UNINSTALL:
       unlink(op.alloc);
+      break;
+    case OP_MOVE:
+      move_out(op);
+      break;
+    case OP_ATTACH:
+      attach(op.alloc);
       break;
     case OP_PERMISSION: {
       Alloc *a = op.alloc;
@@ -379,6 +427,57 @@ void Worker::apply(Op &op) {
   }
   /* Operations on an allocation hold a reference taken when they were posted. */
   if (op.type == OP_PERMISSION || op.type == OP_CHANNEL) release(op.alloc);
+}
+
+/* RFC 8016: the allocation's client moved to op.client (reaching listener op.listener on thread
+ * op.thread). On this thread: a new key in the client table. Else: this thread lets go of it and
+ * queues it to the new owner (see the move protocol in dataplane.h). */
+void Worker::move_out(Op &op) {
+  Alloc *a = op.alloc;
+  if (a->linked) {
+    clients_->remove(a);
+    a->linked = false;
+  }
+  a->client = op.client;
+  a->client_sa_len = to_sockaddr(a->client, &a->client_sa);
+  a->listener = op.listener;
+  const int to = op.thread;
+  if (to == index_ || to < 0 || (size_t)to >= shared_->workers.size()) {
+    /* The same thread (an out-of-range one is never queued by JS: stay here rather than drop it). */
+    Alloc *old = clients_->insert(a);
+    if (old != nullptr) unlink(old);
+    a->linked = true;
+    return;
+  }
+  for (int i = 0; i < a->nrelays; i++)
+    if (a->relays[i].fd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, a->relays[i].fd, nullptr);
+  /* Events of this round may still point at its relay sources: keep it alive until the round ends. */
+  a->refs.fetch_add(1, std::memory_order_relaxed);
+  graveyard_.push_back(a);
+  a->owner.store(-1, std::memory_order_release);
+  Op attach{};
+  attach.type = OP_ATTACH;
+  attach.alloc = a;
+  shared_->workers[to]->post(attach);
+}
+
+/* The allocation arrives from another thread: link it, then apply what waited for it, in order. */
+void Worker::attach(Alloc *a) {
+  a->owner.store(index_, std::memory_order_release);
+  Alloc *old = clients_->insert(a);
+  if (old != nullptr) unlink(old);
+  a->linked = true;
+  for (int i = 0; i < a->nrelays; i++) {
+    if (a->relays[i].fd < 0) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &a->relays[i];
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, a->relays[i].fd, &ev);
+  }
+  if (deferred_.empty()) return;
+  std::vector<Op> waiting;
+  erase_ordered_into(deferred_, waiting, a);
+  for (Op &op : waiting) apply(op);
 }
 
 void Worker::unlink(Alloc *a) {
@@ -483,12 +582,15 @@ void Worker::on_relay(Source *s) {
   Batch &b = *batch_;
   Alloc *a = s->alloc;
   for (int round = 0; round < BATCHES_PER_WAKE; round++) {
-    if (s->fd < 0 || !a->linked) return;
+    /* Not ours (moved to another thread since epoll reported it): its new owner reads it. */
+    if (!owns(a) || s->fd < 0 || !a->linked) return;
     int first = 0;
     int n = receive(s->fd, &first);
     if (n <= 0) return;
     apply_ops();
-    if (!a->linked) return; /* uninstalled by the operations just applied */
+    /* Uninstalled or moved away by the operations just applied: the datagrams read are dropped
+     * (a move loses only what was in flight at that instant). */
+    if (!owns(a) || !a->linked) return;
     for (int i = first; i < first + n; i++) {
       size_t len = b.rmsg[i].msg_len;
       if ((b.rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > 65535) {

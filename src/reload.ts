@@ -24,6 +24,7 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   'user-max-bps',
   'bps-capacity',
   'relay-payload-policy',
+  'mobility',
   'max-allocate-lifetime',
   'allocation-default-address-family',
   'channel-lifetime',

@@ -105,6 +105,7 @@ export function turnOptions(config: Config): TurnOptions {
     maxRelayPort: config.maxPort,
     maxChannel: maxChannel(config),
     defaultFamily: config.allocationDefaultAddressFamily,
+    mobility: config.mobility,
     alternateServers: config.alternateServers.flatMap((s) => parseHostPort(s) ?? []),
   };
 }

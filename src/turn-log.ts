@@ -1,6 +1,6 @@
 /**
- * The operator's log of the TURN service, subscribed to its events: allocations created and
- * deleted (with duration and traffic), and authentication failures — at most 10 such lines a
+ * The operator's log of the TURN service, subscribed to its events: allocations created, moved
+ * (RFC 8016) and deleted (with duration and traffic), and authentication failures — at most 10 such lines a
  * second, since anyone can make authentication fail at will.
  */
 import type { Clock } from './core/clock.js';
@@ -31,6 +31,16 @@ export function subscribeTurnLog(
           ...(a.relayTransport === 'tcp' ? { relayTransport: 'tcp' } : {}),
         },
         'allocation created',
+      ),
+    allocationMoved: (a, from) =>
+      log.info(
+        {
+          alloc: a.id,
+          user: a.userId,
+          from: `${from.transport}:${from.address}:${from.port}`,
+          client: `${a.endpoint.transport}:${a.clientAddress}:${a.clientPort}`,
+        },
+        'allocation moved (RFC 8016 mobility)',
       ),
     allocationDeleted: (a, reason) => {
       const durationSec = Math.max(0, clock.nowSec() - a.createdAtSec);

@@ -44,14 +44,16 @@ function workloadList(raw: string | undefined, option: string, fallback: readonl
 export const USAGE = `Usage: npm run bench:compare -- [options]
 
   --rounds N            rounds, each measuring every target once, alternating (default 3)
-  --targets LIST        from forwarder,turnpike,turnpike-2t,turnpike-js,turnpike-base,coturn,coturn-2t,
-                        coturn-mt (default ${DEFAULT_TARGETS.join(',')}; with --smoke every
+  --targets LIST        from forwarder,turnpike,turnpike-2t,turnpike-js,turnpike-base,turnpike-fleet,
+                        turnpike-limits,coturn,coturn-2t,coturn-mt (default ${DEFAULT_TARGETS.join(',')}; with --smoke every
                         target but turnpike-base). Issue 13's comparison:
                         ${ISSUE13_TARGETS.join(',')}
                           turnpike       native data plane, 1 relay thread, pinned (like coturn -m 1)
                           turnpike-2t    native data plane, 2 relay threads, unpinned
                           turnpike-js    the JS data plane (--data-plane js), pinned
                           turnpike-base  --base-bin, launched as its build allows
+                          turnpike-fleet turnpike in fleet mode on a local redis-server
+                          turnpike-limits turnpike with bandwidth limits set, never reached
                           coturn         coturn --relay-threads=1, pinned
                           coturn-2t      coturn --relay-threads=2, unpinned
                           coturn-mt      coturn with its default relay threads (one per CPU), unpinned

@@ -263,6 +263,7 @@ export const RATIO_PAIRS: readonly (readonly [TargetName, TargetName])[] = [
   ['turnpike', 'coturn-mt'],
   ['turnpike', 'turnpike-base'],
   ['turnpike-fleet', 'turnpike'],
+  ['turnpike-limits', 'turnpike'],
 ];
 
 export function summarizeMetrics(
@@ -528,6 +529,13 @@ export function evaluateTargets(s: readonly MetricSummary[], binding?: BindingFi
       'the relay path does not change in fleet mode',
     ),
     earlier(
+      'CPU per relayed packet with bandwidth limits set, not reached: turnpike-limits/turnpike',
+      ratioOf(s, 'cpu-per-packet', 'turnpike-limits/turnpike'),
+      '<= 1.05',
+      (v) => v <= 1.05,
+      'issue 14: every packet consults and charges the allocation, user and server buckets',
+    ),
+    earlier(
       'latency p99 (50 × 50 pps × 160 B): turnpike/forwarder',
       ratioOfMedians(s, 'latency-p99', 'turnpike', 'forwarder'),
       '<= 1.2',
@@ -549,6 +557,7 @@ const TARGET_LABELS: Record<TargetName, string> = {
   'turnpike-js': 'turnpike JS plane',
   'turnpike-base': 'turnpike (base)',
   'turnpike-fleet': 'turnpike (fleet)',
+  'turnpike-limits': 'turnpike (limits set)',
   coturn: 'coturn -m 1',
   'coturn-2t': 'coturn -m 2',
   'coturn-mt': 'coturn (all threads)',

@@ -27,6 +27,7 @@ export const TARGET_NAMES = [
   'turnpike-js',
   'turnpike-base',
   'turnpike-fleet',
+  'turnpike-limits',
   'coturn',
   'coturn-2t',
   'coturn-mt',
@@ -108,6 +109,20 @@ export function fleetArgs(redisUrl: string): string[] {
   ];
 }
 
+/**
+ * The `turnpike-limits` target's bandwidth limits (issue 14): every bucket on the relay path (the
+ * allocation's, the user's, the server's) is consulted and charged, and none is ever reached: the
+ * tool's ~200 000 pkt/s of 1200 B are 240 MB/s over all allocations and 2.4 MB/s each.
+ */
+export const LIMITS_ARGS: readonly string[] = [
+  '--max-bps',
+  '1000000000',
+  '--user-max-bps',
+  '2000000000',
+  '--bps-capacity',
+  '2000000000',
+];
+
 /** coturn as a TURN relay with the shared realm and user, loopback peers allowed, UDP relays only. */
 const COTURN_TURN = [
   '--relay-ip=127.0.0.1',
@@ -152,6 +167,7 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
     turnpikeTarget('turnpike-js', o.turnpikeBin, o, { plane: 'js', threads: 0 }),
     turnpikeTarget('turnpike-base', o.baseBin, o, undefined),
     turnpikeTarget('turnpike-fleet', o.turnpikeBin, o, { plane: 'native', threads: 1 }),
+    turnpikeTarget('turnpike-limits', o.turnpikeBin, o, { plane: 'native', threads: 1 }),
     {
       name: 'coturn',
       description: `${coturn.label}, --relay-threads=1, relay ports ${COTURN_PORTS.min}-${COTURN_PORTS.max}`,
@@ -186,7 +202,13 @@ export function buildTargets(o: TargetOptions): Map<TargetName, Target> {
   return new Map(targets.map((t) => [t.name, t]));
 }
 
-type TurnpikeName = 'turnpike' | 'turnpike-2t' | 'turnpike-js' | 'turnpike-base' | 'turnpike-fleet';
+type TurnpikeName =
+  | 'turnpike'
+  | 'turnpike-2t'
+  | 'turnpike-js'
+  | 'turnpike-base'
+  | 'turnpike-fleet'
+  | 'turnpike-limits';
 
 /** How a turnpike target selects its data plane, and what that is called in the report. */
 interface PlaneChoice {
@@ -247,6 +269,7 @@ function turnpikeTarget(
 ): Target {
   const where = bin === undefined ? 'not given (--base-bin)' : relative(o.repoRoot, bin) || bin;
   const fleet = name === 'turnpike-fleet';
+  const limits = name === 'turnpike-limits';
   const plane =
     bin === undefined
       ? { args: [], label: '', skipReason: undefined, expect: undefined }
@@ -265,6 +288,7 @@ function turnpikeTarget(
     description:
       `turnpike (${where})${plane.label === '' ? '' : `, ${plane.label}`}` +
       (fleet ? ` in fleet mode on a local redis-server (${fleetArgs('URL').slice(2).join(' ')})` : '') +
+      (limits ? ` with bandwidth limits set but never reached (${LIMITS_ARGS.join(' ')})` : '') +
       `${pinnable ? '' : ', unpinned'}, relay ports ${TURNPIKE_PORTS.min}-${TURNPIKE_PORTS.max}`,
     pinnable,
     authenticated: true,
@@ -275,6 +299,7 @@ function turnpikeTarget(
     launch: (port, metricsPort) =>
       turnpikeLaunch(bin ?? '', port, [
         ...(fleet ? fleetArgs(o.redisUrl?.() ?? 'redis://127.0.0.1:6379') : []),
+        ...(limits ? LIMITS_ARGS : []),
         '--realm',
         REALM,
         '--user',

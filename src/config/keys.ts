@@ -338,6 +338,11 @@ export const KEYS = [
     description:
       'What the relay carries: any datagram, or webrtc: only datagrams whose first byte is STUN (0-3), DTLS (20-63) or RTP/RTCP (128-191) as RFC 7983 demultiplexes them, both directions; others (QUIC, tunnelled TCP, empty datagrams) are dropped and counted.',
   }),
+  boolean('mobility', 'mobility', {
+    default: false,
+    description:
+      'RFC 8016 mobility: an Allocate with an empty MOBILITY-TICKET gets a mobile allocation, and a Refresh carrying its ticket (authenticated with the same credentials, same transport) from a new client address moves the allocation there, the old address then being served no more. Tickets are HMAC-authenticated, good on this server process only, and void once the allocation has moved. Off: such requests get 405 Mobility Forbidden.',
+  }),
   oneOf('allocation-default-address-family', 'allocationDefaultAddressFamily', {
     values: ['ipv4', 'ipv6', 'keep'],
     default: 'ipv4',

@@ -79,6 +79,8 @@ export interface Config {
   readonly maxVerifiedSources: number;
   /** Accept RFC 5766 channel numbers 0x4000–0x7FFE, not only RFC 8656's 0x4000–0x4FFF (`rfc5766-channel-numbers`). */
   readonly rfc5766ChannelNumbers: boolean;
+  /** `mobility`: RFC 8016 MOBILITY-TICKET (allocations that survive a client's change of address). */
+  readonly mobility: boolean;
   /** Do not offer SHA-256 in challenges (`no-sha256`). */
   readonly noSha256: boolean;
   /** Metrics/health/admin HTTP listener (`prometheus`, `prometheus-port` 9641, `prometheus-address` 127.0.0.1). */

@@ -43,6 +43,10 @@ export class Stats {
   allocationsCreated = 0;
   /** Allocations deleted, by reason (expired, refreshed-to-zero, connection-closed, …). */
   readonly allocationsDeleted = new Map<string, number>();
+  /** RFC 8016: allocations moved to a new client 5-tuple by a MOBILITY-TICKET. */
+  mobilityMoves = 0;
+  /** RFC 8016: tickets refused (405), by reason (`TicketRefusal`). */
+  readonly mobilityRefused = new Map<string, number>();
   /** Authentication failures by reason. */
   readonly authFailures = new Map<string, number>();
   /** CreatePermission/ChannelBind peers refused by the peer policy (403). */
@@ -90,6 +94,10 @@ export class Stats {
 
   countAllocationDeleted(reason: string): void {
     this.allocationsDeleted.set(reason, (this.allocationsDeleted.get(reason) ?? 0) + 1);
+  }
+
+  countMobilityRefused(reason: string): void {
+    this.mobilityRefused.set(reason, (this.mobilityRefused.get(reason) ?? 0) + 1);
   }
 
   countAuthFailure(reason: string): void {

@@ -150,7 +150,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   'no-stun-backward-compatibility': accepted('turnpike does not answer RFC 3489 (classic STUN) requests'),
   'no-software-attribute': accepted('turnpike sends no SOFTWARE attribute unless software-attribute is set'),
   fingerprint: accepted('turnpike adds FINGERPRINT to a response whenever the request carried one'),
-  mobility: unsupported('turnpike does not implement TURN mobility (RFC 8016 MOBILITY-TICKET)'),
+  mobility: same('mobility'),
   'keep-address-family': special,
   'allocation-default-address-family': same('allocation-default-address-family'),
   'alternate-server': same(

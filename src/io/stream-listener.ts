@@ -350,9 +350,11 @@ export class StreamListener {
       // STUN or ChannelData (padding already stripped by the framer): the core demultiplexes.
       this.core.receive(frame, conn.remoteAddress, conn.remotePort, conn);
       if (conn.isData) return;
-      // An Allocate adds the allocation (pending) before returning; a Refresh 0 deletes it.
+      // An Allocate adds the allocation (pending) before returning; a Refresh 0 deletes it; a
+      // Refresh with an RFC 8016 ticket from another connection moves it there.
       const a = conn.allocation;
-      if (a === undefined || a.deleted) this.setAllocation(conn, this.lookUpAllocation(conn));
+      if (a === undefined || a.deleted || a.endpoint !== conn)
+        this.setAllocation(conn, this.lookUpAllocation(conn));
     });
     if (conn.isData) {
       // The rest of the read that carried the ConnectionBind goes to the peer before anything the
@@ -471,7 +473,8 @@ export class StreamListener {
         expired = true;
       } else {
         let a = conn.allocation;
-        if (a === undefined || a.deleted) a = this.lookUpAllocation(conn);
+        // Gone, or moved to another connection (RFC 8016): this one may hold none now.
+        if (a === undefined || a.deleted || a.endpoint !== conn) a = this.lookUpAllocation(conn);
         expired = a === undefined && nowMs - conn.lastMessageAtMs >= idleTimeoutMs;
         if (!expired) this.setAllocation(conn, a);
       }

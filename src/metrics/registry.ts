@@ -244,6 +244,17 @@ export class Metrics {
       ['reason'],
       () => [...stats.allocationsDeleted].map(([reason, n]) => [{ reason }, n]),
     );
+    counter(
+      'turn_mobility_moves_total',
+      'Allocations moved to a new client address by a MOBILITY-TICKET (RFC 8016).',
+      () => stats.mobilityMoves,
+    );
+    labeledCounter(
+      'turn_mobility_refused_total',
+      'Mobility requests refused with 405, by reason (disabled, invalid: forged or for other credentials, stale: replayed or allocation gone, expired, transport).',
+      ['reason'],
+      () => [...stats.mobilityRefused].map(([reason, n]) => [{ reason }, n]),
+    );
     labeledCounter(
       'turn_stun_requests_total',
       'STUN/TURN requests answered, by method and result.',

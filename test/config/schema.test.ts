@@ -44,6 +44,7 @@ t.test('defaults', async (t) => {
     tcpRelayMaxConnections: 32,
     unauthorizedRatelimitRps: 10,
     rfc5766ChannelNumbers: false,
+    mobility: false,
     noSha256: false,
     alternateServers: [],
     drainTimeout: 60,

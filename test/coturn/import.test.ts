@@ -461,3 +461,10 @@ t.test(
     );
   },
 );
+
+t.test('mobility: the flag carries over (RFC 8016, coturn and turnpike both default off)', async (t) => {
+  const r = translate('mobility\nlistening-port=3478\n');
+  t.same(r.config, { mobility: true, 'listening-port': 3478 });
+  t.same(r.unsupported, []);
+  t.same(translate('# mobility\nlistening-port=3478\n').config, { 'listening-port': 3478 }, 'absent: off');
+});

@@ -136,7 +136,7 @@ t.test('relay-payload-policy webrtc: tunnels refused both ways, WebRTC relayed, 
   for (let i = 0; i < 80 && warned().length === 0; i++) await sleep(50);
   t.equal(warned().length, 1, 'logged');
   t.match(JSON.parse(warned()[0]!), {
-    level: 40,
+    level: 'warn',
     user: 'alice',
     client: `udp:127.0.0.1:${c.socket.address().port}`,
     refused: Number,

@@ -2,8 +2,9 @@
  * The native data plane built with AddressSanitizer and UBSan (`npm run build:native:asan`), loaded
  * into a Node process that churns allocations, permissions, channels, refreshes and deletes while
  * ChannelData, Send indications and peer datagrams flow both ways over two threads, mutated
- * datagrams hit the listener and relay ports, and the server closes with allocations still live
- * (test/fixtures/native/stress.ts). Any sanitizer report fails the run (halt_on_error).
+ * datagrams hit the listener and relay ports, RFC 8016 moves hand allocations from thread to thread
+ * (operations queued behind them wait for them), and the server closes with allocations still
+ * live, some in transit (test/fixtures/native/stress.ts). Any sanitizer report fails the run (halt_on_error).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import t from 'tap';
@@ -52,6 +53,8 @@ t.test(
       kept: number;
       fuzzed: number;
       relayed: number;
+      moves: number;
+      directMoves: number;
       threads: {
         toPeerPackets: number;
         toClientPackets: number;
@@ -65,6 +68,8 @@ t.test(
     t.ok(summary.deletes > 0 && summary.kept > 0, 'some deleted, some left live for the shutdown');
     t.ok(summary.fuzzed >= 10_000, `mutated datagrams: ${summary.fuzzed}`);
     t.ok(summary.relayed >= 10_000, `relayed by the threads: ${summary.relayed}`);
+    t.ok(summary.moves >= 50, `clients moved mid-traffic (RFC 8016): ${summary.moves}`);
+    t.ok(summary.directMoves >= 200, `moves queued back to back on the addon: ${summary.directMoves}`);
     const sum = (f: (x: (typeof summary.threads)[number]) => number): number =>
       summary.threads.reduce((n, x) => n + f(x), 0);
     t.ok(sum((x) => x.droppedPayloadPolicy) > 0, 'the payload policy refused datagrams');

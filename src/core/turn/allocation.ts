@@ -10,9 +10,10 @@ export type { ClientEndpoint, RelayHandle } from '../transport.js';
 
 export class Allocation {
   readonly id: number;
-  readonly endpoint: ClientEndpoint;
-  readonly clientAddress: string;
-  readonly clientPort: number;
+  /** The client 5-tuple: changed only by an RFC 8016 move (`TurnService.moveAllocation`). */
+  endpoint: ClientEndpoint;
+  clientAddress: string;
+  clientPort: number;
   /** USERNAME that created it (RFC 8656 §7.2: later requests must use the same, else 441). */
   readonly username: string;
   /** Quota key: the REST userid, or the static user name. */
@@ -26,6 +27,11 @@ export class Allocation {
   /** True until the relay sockets are bound (Allocate is two-phase: sockets bind asynchronously). */
   pending = true;
   deleted = false;
+  /**
+   * RFC 8016 mobility: 0 when the allocation is not mobile; else the generation its tickets carry,
+   * random and drawn again at every move (`mobility.ts`).
+   */
+  mobilityGeneration = 0;
   /** Transaction ID (latin1) of the Allocate that created it, for retransmissions (RFC 8656 §7.2). */
   readonly allocateTid: string;
   /**

@@ -21,11 +21,20 @@ export interface AuthFailureInfo {
   readonly port: number;
 }
 
+/** A client 5-tuple as it was before a move. */
+export interface ClientTuple {
+  readonly transport: 'udp' | 'tcp' | 'tls';
+  readonly address: string;
+  readonly port: number;
+}
+
 /** The events, by name, with their listener signatures. */
 export interface TurnEvents {
   /** The relays are bound and the client got its success. */
   allocationCreated?(a: Allocation): void;
   allocationDeleted?(a: Allocation, reason: DeleteReason): void;
+  /** RFC 8016: a Refresh with a MOBILITY-TICKET moved `a` (now on its new 5-tuple) from `from`. */
+  allocationMoved?(a: Allocation, from: ClientTuple): void;
   /** A Refresh with a non-zero lifetime. */
   allocationRefreshed?(a: Allocation, lifetimeSec: number): void;
   /** CreatePermission or ChannelBind installed or refreshed permissions for these peer IPs. */
@@ -54,6 +63,10 @@ export class TurnEventBus {
 
   emitAllocationDeleted(a: Allocation, reason: DeleteReason): void {
     for (const s of this.subscribers) s.allocationDeleted?.(a, reason);
+  }
+
+  emitAllocationMoved(a: Allocation, from: ClientTuple): void {
+    for (const s of this.subscribers) s.allocationMoved?.(a, from);
   }
 
   emitAllocationRefreshed(a: Allocation, lifetimeSec: number): void {

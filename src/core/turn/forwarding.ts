@@ -36,6 +36,13 @@ export interface AllocationCounters {
 export interface ForwardingTable {
   /** Starts forwarding for `a`, whose relays are bound: its client 5-tuple and relay sockets. */
   install(a: Allocation): void;
+  /**
+   * RFC 8016: `a` (installed) now serves the client at `address`:`port` on `endpoint`, of the same
+   * transport; its permissions, channels, counters and relays stay, its old 5-tuple forwards
+   * nothing more. Called before the core updates `a`'s own fields (they still name the old
+   * 5-tuple). False, with nothing changed, when this plane cannot serve `a` from `endpoint`.
+   */
+  move(a: Allocation, endpoint: ClientEndpoint, address: string, port: number): boolean;
   /** Stops forwarding for `a` and forgets its permissions and channels. */
   uninstall(a: Allocation): void;
   /** Installs or refreshes the permission for `peerAddress` (RFC 8656 §9). */

@@ -134,9 +134,26 @@ export class JsDataPlane implements ForwardingTable, ClientDataSink, PeerDataSin
     ports.set(a.clientPort, e);
   }
 
-  uninstall(a: Allocation): void {
+  move(a: Allocation, endpoint: ClientEndpoint, address: string, port: number): boolean {
     const e = entryOf(a);
-    if (e === undefined) return;
+    if (e === undefined) return false;
+    this.unlinkClient(a, e);
+    let ips = this.byClient.get(endpoint);
+    if (ips === undefined) {
+      ips = new Map();
+      this.byClient.set(endpoint, ips);
+    }
+    let ports = ips.get(address);
+    if (ports === undefined) {
+      ports = new Map();
+      ips.set(address, ports);
+    }
+    ports.set(port, e);
+    return true;
+  }
+
+  /** Forgets the client 5-tuple of `a` (as its fields name it) in the lookup of ChannelData. */
+  private unlinkClient(a: Allocation, e: Entry): void {
     const ips = this.byClient.get(a.endpoint);
     const ports = ips?.get(a.clientAddress);
     if (ports?.get(a.clientPort) === e) {
@@ -144,6 +161,12 @@ export class JsDataPlane implements ForwardingTable, ClientDataSink, PeerDataSin
       if (ports.size === 0) ips!.delete(a.clientAddress);
       if (ips!.size === 0) this.byClient.delete(a.endpoint);
     }
+  }
+
+  uninstall(a: Allocation): void {
+    const e = entryOf(a);
+    if (e === undefined) return;
+    this.unlinkClient(a, e);
     e.permissions.clear();
     e.channelsByNumber.clear();
     e.channelsByPeer.clear();

@@ -29,6 +29,7 @@ import { connectionBind } from './handlers/connection-bind.js';
 import { createPermission } from './handlers/create-permission.js';
 import { refresh } from './handlers/refresh.js';
 import { sendIndication } from './handlers/send.js';
+import { newGeneration, TicketBook } from './mobility.js';
 import { ResponseCache } from './response-cache.js';
 import { Responder } from './responses.js';
 import { AllocationTable } from './table.js';
@@ -75,6 +76,8 @@ export interface TurnServiceDeps {
   readonly admission?: AllocationAdmission;
   /** RFC 6062: opens TCP connections to peers (absent: no TCP allocations, whatever `tcpRelay` says). */
   readonly tcpConnector?: TcpConnector;
+  /** RFC 8016 ticket key (32 bytes); default: random per process. */
+  readonly mobilityKey?: Buffer;
 }
 
 /** A read-only view of one allocation, for the operator API and metrics. */
@@ -106,6 +109,7 @@ export class TurnService implements TurnState {
   readonly events: TurnEventBus;
   readonly responder: Responder;
   readonly cache = new ResponseCache();
+  readonly tickets: TicketBook;
   draining = false;
   readonly admission: AllocationAdmission | undefined;
   nextAlternate = 0;
@@ -128,6 +132,7 @@ export class TurnService implements TurnState {
     this.admission = deps.admission;
     this.tcpConnector = deps.tcpConnector;
     this.responder = new Responder(deps.stats, deps.options, deps.auth);
+    this.tickets = new TicketBook(deps.mobilityKey);
     deps.limiter.setAllocationCheck((address) => this.table.hasClientAddress(address));
   }
 
@@ -360,8 +365,24 @@ export class TurnService implements TurnState {
   activate(a: Allocation): void {
     a.pending = false;
     this.plane.install(a);
+    if (a.mobilityGeneration !== 0) this.tickets.add(a);
     this.stats.allocationsCreated++;
     this.events.emitAllocationCreated(a);
+  }
+
+  moveAllocation(a: Allocation, endpoint: ClientEndpoint, address: string, port: number): boolean {
+    if (!this.plane.move(a, endpoint, address, port)) return false;
+    const from = { transport: a.endpoint.transport, address: a.clientAddress, port: a.clientPort };
+    this.table.remove(a);
+    a.endpoint = endpoint;
+    a.clientAddress = address;
+    a.clientPort = port;
+    this.table.add(a);
+    // Every ticket issued before the move is void from now on (a replay moves nothing).
+    a.mobilityGeneration = newGeneration(a.mobilityGeneration);
+    this.stats.mobilityMoves++;
+    this.events.emitAllocationMoved(a, from);
+    return true;
   }
 
   deleteAllocation(a: Allocation, reason: DeleteReason): void {
@@ -370,6 +391,7 @@ export class TurnService implements TurnState {
     this.table.remove(a);
     // RFC 6062: the peer and client data connections go with the allocation.
     if (a.relayTransport === 'tcp') this.tcp.closeAllOf(a);
+    this.tickets.remove(a);
     // Still binding its relay: never announced, so not counted; the completion closes the sockets.
     if (a.pending) return;
     this.plane.uninstall(a);

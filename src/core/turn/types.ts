@@ -11,6 +11,7 @@ import type { AllocationAdmission } from './admission.js';
 import type { Allocation } from './allocation.js';
 import type { DeleteReason, TurnEventBus } from './events.js';
 import type { ForwardingTable } from './forwarding.js';
+import type { TicketBook } from './mobility.js';
 import type { ResponseCache } from './response-cache.js';
 import type { Responder } from './responses.js';
 import type { AllocationTable } from './table.js';
@@ -88,6 +89,12 @@ export interface TurnOptions {
   readonly tcpConnectTimeoutMs?: number;
   /** Where new Allocates go while draining (300 Try Alternate); empty: they get 508. */
   readonly alternateServers?: readonly { readonly address: string; readonly port: number }[];
+  /**
+   * RFC 8016 mobility (`mobility`): an Allocate with an empty MOBILITY-TICKET gets a mobile
+   * allocation, whose tickets move it to a new 5-tuple. Off or undefined: such an Allocate, and a
+   * Refresh with a ticket from a new 5-tuple, get 405 Mobility Forbidden.
+   */
+  readonly mobility?: boolean;
 }
 
 /** One authenticated request, as the handlers see it. `view` is valid only during the call. */
@@ -114,6 +121,8 @@ export interface TurnState {
   readonly events: TurnEventBus;
   readonly responder: Responder;
   readonly cache: ResponseCache;
+  /** RFC 8016 tickets and the mobile allocations they lead to. */
+  readonly tickets: TicketBook;
   readonly draining: boolean;
   /** Fleet mode's redirect and admission (undefined: a lone node). */
   readonly admission: AllocationAdmission | undefined;
@@ -125,5 +134,10 @@ export interface TurnState {
   ownAllocation(r: TurnRequest): Allocation;
   peerAllowed(address: string, port: number | undefined, bytes?: Uint8Array): boolean;
   activate(a: Allocation): void;
+  /**
+   * RFC 8016: moves `a` to the client 5-tuple (endpoint, address, port), which holds no allocation;
+   * false (nothing changed) when the data plane cannot serve `a` from there.
+   */
+  moveAllocation(a: Allocation, endpoint: ClientEndpoint, address: string, port: number): boolean;
   deleteAllocation(a: Allocation, reason: DeleteReason): void;
 }

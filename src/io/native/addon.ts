@@ -62,6 +62,12 @@ export interface NativeHandle {
     userId: string,
   ): number;
   uninstall(id: number): void;
+  /**
+   * RFC 8016: the allocation's client is now address:port, reached through `listener` on `thread`
+   * (its relay sockets, permissions and channels follow it there); false when the arguments are
+   * not valid (unknown id, thread or listener, a family the listener does not serve).
+   */
+  move(id: number, thread: number, listener: number, clientAddress: string, clientPort: number): boolean;
   /** Ports allowed for Send indications to the peer: [lo, hi] except `denied` (lo > hi: none). */
   permission(
     id: number,
@@ -78,6 +84,11 @@ export interface NativeHandle {
   setSoftware(text: string | undefined): void;
   /** The payload policy and bandwidth limits (bytes/s, 0 = none), seen by the threads from their next batch. */
   setLimits(webrtcOnly: boolean, maxBps: number, userMaxBps: number, bpsCapacity: number): void;
+  /**
+   * Wakes the threads for the table operations queued so far: install, uninstall, permission and
+   * channel queue without waking (a thread also applies them before it handles its next datagrams).
+   */
+  flush(): void;
   close(): void;
 }
 

@@ -78,6 +78,9 @@ export interface NativeDataPlaneOptions {
   readonly log: Logger;
 }
 
+/** Longest a thread with nothing to receive waits for queued table operations (see wake). */
+const FLUSH_DELAY_MS = 1;
+
 const ZERO: AllocationCounters = Object.freeze({
   packetsToPeer: 0,
   bytesToPeer: 0,
@@ -105,6 +108,12 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   /** Thread totals already added to `stats`. */
   private readonly synced: Float64Array;
   private closed = false;
+  /** A flush of the queued table operations is due (see wake). */
+  private flushQueued = false;
+  private readonly flushNow = (): void => {
+    this.flushQueued = false;
+    if (!this.closed) this.handle.flush();
+  };
 
   constructor(options: NativeDataPlaneOptions) {
     this.stats = options.stats;
@@ -180,6 +189,36 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     );
     for (const r of relays) r.handOver();
     this.ids.set(a, id);
+    this.wake();
+  }
+
+  /**
+   * The threads apply queued table operations before they handle the datagrams of their next
+   * receive, so a client's packet sent after a reply always finds the state the request made. What
+   * remains is a thread with nothing to receive: the flush wakes it at most FLUSH_DELAY_MS later,
+   * and only if it has not applied the operations in the meantime. A thread then holds a new
+   * relay socket out of its poll set (its datagrams wait in the socket) or a closed allocation's
+   * sockets open for at most that long; in exchange a burst of Allocates, permissions and
+   * channels costs the threads no wake-ups of their own, which on a busy CPU are context switches.
+   */
+  private wake(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setTimeout(this.flushNow, FLUSH_DELAY_MS);
+  }
+
+  /**
+   * RFC 8016: a UDP allocation of the threads moves to another client 5-tuple of this plane, on
+   * whichever thread the kernel hashes it to (the addon hands the allocation over); the JavaScript
+   * plane's view moves with it. Streams' allocations are the JavaScript plane's alone.
+   */
+  move(a: Allocation, endpoint: ClientEndpoint, address: string, port: number): boolean {
+    const id = this.ids.get(a);
+    if (id !== undefined) {
+      if (!(endpoint instanceof NativeEndpoint) || endpoint.plane !== this || this.closed) return false;
+      if (!this.handle.move(id, endpoint.thread, endpoint.listener, address, port)) return false;
+    } else if (endpoint instanceof NativeEndpoint) return false; // served by JS: it stays so
+    return this.js.move(a, endpoint, address, port);
   }
 
   uninstall(a: Allocation): void {
@@ -189,6 +228,7 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     this.ids.delete(a);
     if (this.handle.counters(id, this.scratch)) this.ended.set(a, countersOf(this.scratch));
     this.handle.uninstall(id);
+    this.wake();
   }
 
   setPermission(a: Allocation, peerAddress: string, expiresAtSec: number): void {
@@ -200,6 +240,7 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   private pushPermission(id: number, peerAddress: string, expiresAtSec: number): void {
     const rule = this.peerRule(peerAddress);
     this.handle.permission(id, peerAddress, expiresAtSec, rule.lo, rule.hi, rule.denied);
+    this.wake();
   }
 
   /** The peer policy changed (reload): every permission the threads hold gets its port rule again. */
@@ -227,7 +268,9 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   ): void {
     this.js.bindChannel(a, number, peerAddress, peerPort, expiresAtSec);
     const id = this.ids.get(a);
-    if (id !== undefined) this.handle.channel(id, number, peerAddress, peerPort, expiresAtSec);
+    if (id === undefined) return;
+    this.handle.channel(id, number, peerAddress, peerPort, expiresAtSec);
+    this.wake();
   }
 
   channel(a: Allocation, number: number, nowSec: number): ChannelBinding | undefined {

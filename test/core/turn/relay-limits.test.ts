@@ -56,19 +56,19 @@ function offer(
   return passed;
 }
 
+/** A packet of n bytes through bucket `b` at `rate` bytes/s: passes (and pays) or is refused. */
+function take(b: TokenBucket, rate: number): (n: number, now: number) => boolean {
+  return (n, now) => {
+    if (!b.ready(rate, now)) return false;
+    b.tokens -= n;
+    return true;
+  };
+}
+
 t.test('TokenBucket: 3× the rate offered, the rate passes (plus one burst)', async (t) => {
   const rate = 40_000;
   const b = new TokenBucket();
-  const passed = offer(
-    (n, now) => {
-      if (!b.ready(rate, now)) return false;
-      b.tokens -= n;
-      return true;
-    },
-    3 * rate,
-    1000,
-    10,
-  );
+  const passed = offer(take(b, rate), 3 * rate, 1000, 10);
   const expected = rate * 10 + rate * BURST_SECONDS;
   t.ok(Math.abs(passed - expected) <= 2000, `passed ${passed}, expected ${expected} ± 2 packets`);
 });
@@ -77,16 +77,7 @@ t.test('TokenBucket: a flow under the rate loses nothing', async (t) => {
   const rate = 40_000;
   const b = new TokenBucket();
   const offered = 0.9 * rate * 10;
-  const passed = offer(
-    (n, now) => {
-      if (!b.ready(rate, now)) return false;
-      b.tokens -= n;
-      return true;
-    },
-    0.9 * rate,
-    1200,
-    10,
-  );
+  const passed = offer(take(b, rate), 0.9 * rate, 1200, 10);
   t.ok(passed >= offered - 1200, `passed ${passed} of ${offered}`);
 });
 

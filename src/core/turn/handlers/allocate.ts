@@ -10,6 +10,7 @@ import { readBytes, readEvenPort, readLeadingByte, readUint32 } from '../../stun
 import type { StunView } from '../../stun/decode.js';
 import { Allocation } from '../allocation.js';
 import { StunError } from '../errors.js';
+import { newGeneration } from '../mobility.js';
 import type { RelayRequest, RelayResult, TurnRequest, TurnState } from '../types.js';
 
 const DONT_FRAGMENT_UNSUPPORTED: readonly number[] = Object.freeze([AttrType.DontFragment]);
@@ -45,6 +46,16 @@ export function allocate(s: TurnState, r: TurnRequest): null {
   //    treated as unknown comprehension-required, as the RFC allows.
   if (view.has(AttrType.DontFragment))
     throw new StunError(ErrorCode.UnknownAttribute, { unknown: DONT_FRAGMENT_UNSUPPORTED });
+  // RFC 8016 §3.2: an empty MOBILITY-TICKET asks for a mobile allocation: 405 when mobility is not
+  // allowed; a ticket with content has no meaning in an Allocate (400).
+  const mobileIndex = view.find(AttrType.MobilityTicket);
+  if (mobileIndex >= 0) {
+    if (s.options.mobility !== true) {
+      s.stats.countMobilityRefused('disabled');
+      throw new StunError(ErrorCode.MobilityForbidden);
+    }
+    if (view.attrLen[mobileIndex] !== 0) throw new StunError(ErrorCode.BadRequest);
+  }
   // 5./6. RESERVATION-TOKEN excludes EVEN-PORT and the address-family attributes.
   const token = readBytes(view, AttrType.ReservationToken);
   const even = readEvenPort(view);
@@ -102,6 +113,7 @@ export function allocate(s: TurnState, r: TurnRequest): null {
     transactionId(view),
   );
   if (tcp) a.relayTransport = 'tcp';
+  if (mobileIndex >= 0) a.mobilityGeneration = newGeneration();
   s.table.add(a);
   const requests: RelayRequest[] = [
     {
@@ -183,6 +195,7 @@ function allocated(
     // What is left of the lifetime granted at the request: the bind may have taken a while.
     w.addUint32(AttrType.Lifetime, a.expiresAtSec - s.clock.nowSec());
     if (first.reservationToken !== undefined) w.addBytes(AttrType.ReservationToken, first.reservationToken);
+    if (a.mobilityGeneration !== 0) w.addBytes(AttrType.MobilityTicket, s.tickets.mint(a));
     w.addAddress(AttrType.XorMappedAddress, unmapped(a.clientAddress), a.clientPort, true);
     response = s.responder.signed(w, auth, request);
     s.activate(a);
