@@ -253,8 +253,8 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     }
   }
 
-  /* flush(): wakes the threads that have table operations waiting (install, uninstall, permission,
-   * channel post without a wake-up; JS calls this once per turn of its event loop). */
+  /* flush(): wakes the threads that have table operations waiting (install, permission and channel
+   * post without a wake-up; see NativeDataPlane.wake). */
   Napi::Value Flush(const Napi::CallbackInfo &info) {
     if (!closed_)
       for (size_t t = 0; t < workers_.size(); t++)
@@ -487,7 +487,8 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     Op op{};
     op.type = OP_UNINSTALL;
     op.alloc = a;
-    Queue(t, op);
+    /* At once: the relay ports are free for the next Allocate as soon as the thread closes them. */
+    workers_[t]->post(op);
     if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
     return info.Env().Undefined();
   }

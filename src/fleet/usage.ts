@@ -15,6 +15,7 @@ import type { TurnEventBus } from '../core/turn/events.js';
 import type { ForwardingTable } from '../core/turn/forwarding.js';
 import type { Logger } from '../log.js';
 import type { RedisLink } from './redis.js';
+import { HEARTBEAT_MS } from './registry.js';
 
 /** Records per write. */
 const BATCH = 200;
@@ -84,8 +85,11 @@ export class FleetUsage {
     const every = this.interimMs();
     if (every > 0) {
       const now = this.nowMs();
+      // Half a tick of slack: tick runs with the heartbeat, about once a second, so an allocation due at 1000 ms
+      // that is looked at after 999 would otherwise wait a whole extra tick.
+      const due = every - HEARTBEAT_MS / 2;
       for (const [a, state] of this.live) {
-        if (now - state.lastMs < every) continue;
+        if (now - state.lastMs < due) continue;
         state.seq++;
         state.lastMs = now;
         this.record('interim', a, state.seq);

@@ -85,8 +85,8 @@ export interface NativeHandle {
   /** The payload policy and bandwidth limits (bytes/s, 0 = none), seen by the threads from their next batch. */
   setLimits(webrtcOnly: boolean, maxBps: number, userMaxBps: number, bpsCapacity: number): void;
   /**
-   * Wakes the threads for the table operations queued so far: install, uninstall, permission and
-   * channel queue without waking (a thread also applies them before it handles its next datagrams).
+   * Wakes the threads for the table operations queued so far: install, permission and channel
+   * queue without waking (a thread also applies them before it handles its next datagrams).
    */
   flush(): void;
   close(): void;

@@ -197,8 +197,8 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
    * receive, so a client's packet sent after a reply always finds the state the request made. What
    * remains is a thread with nothing to receive: the flush wakes it at most FLUSH_DELAY_MS later,
    * and only if it has not applied the operations in the meantime. A thread then holds a new
-   * relay socket out of its poll set (its datagrams wait in the socket) or a closed allocation's
-   * sockets open for at most that long; in exchange a burst of Allocates, permissions and
+   * relay socket out of its poll set (its datagrams wait in the socket) for at most that long
+   * (uninstalls wake it at once, so a released relay port is free for the next Allocate); in exchange a burst of Allocates, permissions and
    * channels costs the threads no wake-ups of their own, which on a busy CPU are context switches.
    */
   private wake(): void {
@@ -227,8 +227,7 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     if (id === undefined) return;
     this.ids.delete(a);
     if (this.handle.counters(id, this.scratch)) this.ended.set(a, countersOf(this.scratch));
-    this.handle.uninstall(id);
-    this.wake();
+    this.handle.uninstall(id); // wakes the thread at once: the relay ports are free right after
   }
 
   setPermission(a: Allocation, peerAddress: string, expiresAtSec: number): void {
