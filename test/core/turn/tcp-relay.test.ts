@@ -550,3 +550,57 @@ t.test('a TCP allocation takes no ChannelBind (400) and relays no Send indicatio
   );
   t.equal(h.plane.counters(c.allocation()!).packetsToPeer, 0);
 });
+
+t.test(
+  'RFC 8016 with RFC 6062: a TCP allocation moved to a new control connection keeps its peer connections',
+  async (t) => {
+    const connector = new FakeConnector();
+    const h = new Harness({ tcpConnector: connector, turn: { tcpRelay: true, mobility: true } });
+    const oldControl = new DataEndpoint();
+    const c = h.client(ALICE, CLIENT, 50070, oldControl);
+    const reply = c.allocate(tcpTransport((w) => w.addBytes(AttrType.MobilityTicket, Buffer.alloc(0))));
+    const ticket = reply?.view.has(AttrType.MobilityTicket)
+      ? Buffer.from(reply.view.value(reply.view.find(AttrType.MobilityTicket)))
+      : undefined;
+    if (ticket === undefined) throw new Error('no ticket');
+    const a = c.allocation()!;
+    c.request(Method.Connect, peerAddress(PEER, 80));
+    const peer = new FakePeer();
+    connector.calls[0]!.done(peer);
+    // The client's control connection breaks; a new one from another address takes the allocation.
+    const newControl = new DataEndpoint();
+    const moved = h.client(ALICE, '203.0.113.80', 50071, newControl);
+    t.same(
+      summarize(
+        moved.refresh(600, (w) => w.addBytes(AttrType.MobilityTicket, ticket)),
+        ALICE,
+      ),
+      success(Method.Refresh),
+    );
+    t.equal(moved.allocation(), a, 'moved');
+    t.equal(peer.closes, 0, 'the pending peer connection survives the move');
+    moved.createPermission([PEER]);
+    t.ok(h.service.peerConnected(a, PEER, 40000, new FakePeer()));
+    t.equal(
+      last(newControl).view.method,
+      Method.ConnectionAttempt,
+      'ConnectionAttempt on the new control connection',
+    );
+    const id = [...h.service.tcp.of(a)][0]!.id;
+    // The new control connection is a control connection: 400; the connection stays pending.
+    t.same(
+      summarize(
+        moved.request(Method.ConnectionBind, (w) => w.addUint32(AttrType.ConnectionId, id)),
+        ALICE,
+      ),
+      failure(Method.ConnectionBind, 400),
+    );
+    // The old connection holds no allocation any more: it may serve as a data connection.
+    t.equal(
+      c.request(Method.ConnectionBind, (w) => w.addUint32(AttrType.ConnectionId, id)),
+      null,
+    );
+    t.equal(oldControl.bound.length, 1);
+    t.equal(h.service.tcp.get(id)?.state, TcpState.Bound);
+  },
+);
