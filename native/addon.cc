@@ -21,6 +21,9 @@
 
 namespace turnpike {
 
+/* Longest the JS thread waits for a thread to close an uninstalled allocation's relay sockets. */
+static const int UNINSTALL_WAIT_MS = 100;
+
 static bool parse_ip(const std::string &text, tp_addr *out) {
   memset(out, 0, sizeof *out);
   if (inet_pton(AF_INET, text.c_str(), out->ip) == 1) {
@@ -487,8 +490,11 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     Op op{};
     op.type = OP_UNINSTALL;
     op.alloc = a;
-    /* At once: the relay ports are free for the next Allocate as soon as the thread closes them. */
-    workers_[t]->post(op);
+    /* The thread closes the relay sockets (it may be reading them right now); waiting for that
+     * frees the relay ports before the caller answers (Refresh 0), as the JS plane does. A thread
+     * busy with a batch takes microseconds; the bound only guards against the impossible. */
+    uint64_t seq = workers_[t]->post(op);
+    workers_[t]->wait_applied(seq, UNINSTALL_WAIT_MS);
     if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
     return info.Env().Undefined();
   }

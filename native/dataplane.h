@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -228,7 +229,10 @@ class Worker {
   /* From the JS thread. `signal` false: the op waits for the next signal() or for the worker's next
    * receive (ops are applied after every recvmmsg, before the datagrams are handled), so that the
    * ops of one JS turn cost the worker one wake-up instead of one each. */
-  void post(const Op &op, bool signal = true);
+  uint64_t post(const Op &op, bool signal = true); /* → the op's sequence number on this thread */
+  /* From the JS thread: waits until the worker has applied the ops up to `seq` (true), or for
+   * timeout_ms at most (false). The worker never waits for JS, so this cannot deadlock. */
+  bool wait_applied(uint64_t seq, int timeout_ms);
   void signal(); /* wakes the worker for the ops posted so far, unless it applied them already */
   void take_upcalls(std::vector<Upcall> *out); /* from the JS thread */
   /* After every thread has stopped: applies the queued operations; true when there were any. */
@@ -271,6 +275,10 @@ class Worker {
   std::thread thread_;
   std::atomic<bool> ops_pending_{false};
   std::mutex ops_mutex_;
+  uint64_t posted_seq_ = 0; /* under ops_mutex_: ops ever posted */
+  std::mutex applied_mutex_;
+  std::condition_variable applied_cv_;
+  uint64_t applied_seq_ = 0; /* under applied_mutex_: ops the worker has applied (or deferred) */
   std::vector<Op> ops_;
   std::vector<Op> ops_work_;
   std::mutex upcall_mutex_;

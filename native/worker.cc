@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 
 #include "dataplane.h"
@@ -291,13 +292,21 @@ void Worker::stop_and_join() {
   thread_.join();
 }
 
-void Worker::post(const Op &op, bool wake) {
+uint64_t Worker::post(const Op &op, bool wake) {
+  uint64_t seq;
   {
     std::lock_guard<std::mutex> g(ops_mutex_);
     ops_.push_back(op);
+    seq = ++posted_seq_;
   }
   ops_pending_.store(true, std::memory_order_release);
   if (wake) signal();
+  return seq;
+}
+
+bool Worker::wait_applied(uint64_t seq, int timeout_ms) {
+  std::unique_lock<std::mutex> g(applied_mutex_);
+  return applied_cv_.wait_for(g, std::chrono::milliseconds(timeout_ms), [&] { return applied_seq_ >= seq; });
 }
 
 void Worker::signal() {
@@ -345,12 +354,19 @@ void Worker::apply_ops() {
   if (!ops_pending_.exchange(false, std::memory_order_acq_rel)) return;
   /* Queued sends may use relay sockets an uninstall is about to close. */
   flush_sends();
+  uint64_t upto;
   {
     std::lock_guard<std::mutex> g(ops_mutex_);
     ops_work_.swap(ops_);
+    upto = posted_seq_;
   }
   for (Op &op : ops_work_) apply(op);
   ops_work_.clear();
+  {
+    std::lock_guard<std::mutex> g(applied_mutex_);
+    applied_seq_ = upto;
+  }
+  applied_cv_.notify_all();
 }
 
 void Worker::apply(Op &op) {
