@@ -24,6 +24,19 @@ namespace turnpike {
 /* Longest the JS thread waits for a thread to close an uninstalled allocation's relay sockets. */
 static const int UNINSTALL_WAIT_MS = 100;
 
+/* Frees the port of relay socket `fd` at once without closing the descriptor, which a thread may be
+ * reading this very moment (closing it could hand the number to the next socket JS opens): dup3
+ * atomically puts an unbound socket in its place. The old socket goes when the last system call
+ * using it returns, and with it the port and its epoll registration; a read of the stand-in finds
+ * nothing, and the thread closes it when it applies the uninstall. */
+static bool release_port(int fd) {
+  int stand_in = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (stand_in < 0) return false;
+  int r = dup3(stand_in, fd, O_CLOEXEC);
+  close(stand_in);
+  return r == fd;
+}
+
 static bool parse_ip(const std::string &text, tp_addr *out) {
   memset(out, 0, sizeof *out);
   if (inet_pton(AF_INET, text.c_str(), out->ip) == 1) {
@@ -482,19 +495,24 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     int t = owner_[id];
     ids_.erase(id);
     owner_.erase(id);
-    /* From here JS never sends on them; the worker closes them when it applies the uninstall. */
-    for (int i = 0; i < a->nrelays; i++) relay_fds_.erase(a->relays[i].fd);
+    /* From here JS never sends on them. Their ports are freed now, so that Refresh 0 answers with
+     * them free for the next Allocate, as in the JS plane; the thread closes the descriptors when it
+     * applies the uninstall. */
+    bool freed = true;
+    for (int i = 0; i < a->nrelays; i++) {
+      int fd = a->relays[i].fd;
+      relay_fds_.erase(fd);
+      if (fd >= 0 && !release_port(fd)) freed = false;
+    }
     /* The table forgets the user with its last allocation (the Allocs still referencing the bucket keep it). */
     auto u = users_.find(a->user_id);
     if (u != users_.end() && --u->second.allocations <= 0) users_.erase(u);
     Op op{};
     op.type = OP_UNINSTALL;
     op.alloc = a;
-    /* The thread closes the relay sockets (it may be reading them right now); waiting for that
-     * frees the relay ports before the caller answers (Refresh 0), as the JS plane does. A thread
-     * busy with a batch takes microseconds; the bound only guards against the impossible. */
     uint64_t seq = workers_[t]->post(op);
-    workers_[t]->wait_applied(seq, UNINSTALL_WAIT_MS);
+    /* No descriptor to spare for release_port (EMFILE): wait for the thread to close them instead. */
+    if (!freed) workers_[t]->wait_applied(seq, UNINSTALL_WAIT_MS);
     if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
     return info.Env().Undefined();
   }
