@@ -31,6 +31,8 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   'permission-lifetime',
   'max-permissions',
   'max-channels',
+  'tcp-relay',
+  'tcp-relay-max-connections',
   'unauthorized-ratelimit-rps',
   'verified-source-lifetime',
   'max-verified-sources',

@@ -35,6 +35,7 @@ import { selectDataPlane } from './io/native/select.js';
 import { NativeUdpListener } from './io/native/udp-listener.js';
 import { RelayPool } from './io/relay-pool.js';
 import { type ConnectionBudget, StreamListener, type StreamListenerOptions } from './io/stream-listener.js';
+import { TcpRelays } from './io/tcp-relay.js';
 import { UdpListener } from './io/udp-listener.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics/registry.js';
@@ -134,6 +135,8 @@ export async function startServer(
     log.info({ dataPlane: 'js', reason: choice.reason }, 'JavaScript data plane');
   const plane = native ?? new JsDataPlane({ clock, stats, addresses: book });
   plane.setLimits(relayLimits(config));
+  // RFC 6062 TCP relays: always wired; `tcp-relay` (live) decides whether TCP allocations are granted.
+  const tcpRelays = new TcpRelays({ turn: () => turn, plane, log });
   const relays = new RelayPool({
     addresses: relayList,
     book,
@@ -150,6 +153,7 @@ export async function startServer(
             send: (fd, data, address, port) => native.handle.relaySend(fd, data, address, port),
             close: (fd) => native.handle.closeFd(fd),
           },
+    tcpSink: tcpRelays,
     clock,
     log,
   });
@@ -185,6 +189,7 @@ export async function startServer(
     clock,
     events,
     ...(fleet === undefined ? {} : { admission: fleet }),
+    tcpConnector: tcpRelays,
   });
   const core = new StunCore({
     options: stunOptions(config),
@@ -230,6 +235,7 @@ export async function startServer(
     certificates?.close();
     clearInterval(sweepTimer);
     turn.closeAll('shutdown');
+    tcpRelays.close();
     relays.closeReservations();
     await fleet?.close();
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
@@ -243,7 +249,19 @@ export async function startServer(
     const budget: ConnectionBudget = { open: 0, max: config.maxTcpConnections };
     for (const address of addresses) {
       try {
-        await bindListeners(config, address, budget, certificates, core, turn, native, log, udp, tcp);
+        await bindListeners(
+          config,
+          address,
+          budget,
+          certificates,
+          core,
+          turn,
+          native,
+          tcpRelays,
+          log,
+          udp,
+          tcp,
+        );
       } catch (err) {
         // The default '::' wildcard is optional: a host without IPv6 still serves IPv4.
         const cause = (err as { cause?: { code?: string } }).cause;
@@ -346,6 +364,7 @@ async function bindListeners(
   core: StunCore,
   turn: TurnService,
   native: NativeDataPlane | undefined,
+  tcpRelays: TcpRelays,
   log: Logger,
   udp: UdpService[],
   tcp: StreamListener[],
@@ -368,7 +387,12 @@ async function bindListeners(
   if (tls !== undefined && (config.noTcp || config.tlsListeningPort !== config.listeningPort))
     streamPorts.push({ port: config.tlsListeningPort, plain: !config.noTcp });
   for (const { port, plain } of streamPorts) {
-    const l = new StreamListener(streamOptions(config, address, port, budget, tls, plain), core, log, turn);
+    const l = new StreamListener(
+      { ...streamOptions(config, address, port, budget, tls, plain), tcpRelays },
+      core,
+      log,
+      turn,
+    );
     await l.start();
     tcp.push(l);
   }

@@ -96,6 +96,9 @@ export function turnOptions(config: Config): TurnOptions {
     totalQuota: config.totalQuota,
     maxPermissions: config.maxPermissions,
     maxChannels: config.maxChannels,
+    // A TCP relay carries arbitrary bytes: never WebRTC media only, so the webrtc policy refuses it.
+    tcpRelay: config.tcpRelay && config.relayPayloadPolicy !== 'webrtc',
+    tcpRelayMaxConnections: config.tcpRelayMaxConnections,
     offerSha256: !config.noSha256,
     software: software(config),
     minRelayPort: config.minPort,

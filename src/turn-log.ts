@@ -27,6 +27,8 @@ export function subscribeTurnLog(
           client: `${a.endpoint.transport}:${a.clientAddress}:${a.clientPort}`,
           relay: a.relays.map((r) => `${r.advertisedAddress}:${r.port}`),
           lifetime: a.expiresAtSec - a.createdAtSec,
+          // RFC 6062 TCP allocations say so; UDP ones keep the line as it was.
+          ...(a.relayTransport === 'tcp' ? { relayTransport: 'tcp' } : {}),
         },
         'allocation created',
       ),

@@ -377,6 +377,18 @@ export const KEYS = [
     default: 64,
     description: 'Most permissions (peer IP addresses) per allocation; more get 508.',
   }),
+  boolean('tcp-relay', 'tcpRelay', {
+    default: false,
+    description:
+      "RFC 6062 TCP allocations: clients on TCP or TLS may ask for a TCP relayed address (REQUESTED-TRANSPORT TCP), open TCP connections to peers (Connect) and accept them from peers that have a permission (ConnectionAttempt). Off by default (coturn's no-tcp-relay is the opposite switch): browsers never use it, and a TCP relay reaches TCP services. Refused (442) while relay-payload-policy is webrtc.",
+  }),
+  integer('tcp-relay-max-connections', 'tcpRelayMaxConnections', {
+    min: 1,
+    max: 4096,
+    default: 32,
+    description:
+      'Most peer TCP connections per TCP allocation (connecting, waiting for ConnectionBind, or bound); a Connect beyond it gets 508 and an incoming peer connection beyond it is closed.',
+  }),
   integer('max-channels', 'maxChannels', {
     min: 1,
     max: 4096,

@@ -67,6 +67,10 @@ export interface Config {
   /** Caps per allocation (`max-permissions` 64, `max-channels` 64); beyond them requests get 508. */
   readonly maxPermissions: number;
   readonly maxChannels: number;
+  /** `tcp-relay`: RFC 6062 TCP allocations are served (default false). */
+  readonly tcpRelay: boolean;
+  /** `tcp-relay-max-connections`: peer TCP connections per TCP allocation (default 32). */
+  readonly tcpRelayMaxConnections: number;
   /** Unauthenticated error responses per second per source IP (`unauthorized-ratelimit-rps`, 10; 0 = off). */
   readonly unauthorizedRatelimitRps: number;
   /** Seconds a source IP stays exempt from that limit after its last authenticated request (`verified-source-lifetime`, 600; 0 = none). */

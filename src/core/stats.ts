@@ -51,6 +51,17 @@ export class Stats {
   readonly authFailures = new Map<string, number>();
   /** CreatePermission/ChannelBind peers refused by the peer policy (403). */
   peerRefusals = 0;
+  /**
+   * RFC 6062 TCP relays: peer connections opened (Connect succeeded, or a peer connected and was
+   * announced), bound to a client data connection, failed Connects (447), peer connections closed
+   * unbound after the ConnectionBind timeout, incoming peer connections refused (no permission,
+   * peer policy, the per-allocation cap).
+   */
+  tcpConnectionsOpened = 0;
+  tcpConnectionsBound = 0;
+  tcpConnectFailures = 0;
+  tcpBindTimeouts = 0;
+  tcpPeerConnectionsRefused = 0;
   /** Relay drops: no allocation for the client, no permission, peer policy, no channel. */
   droppedNoAllocation = 0;
   droppedNoPermission = 0;

@@ -22,6 +22,9 @@ export class StreamFramer {
   private pendingBytes = 0;
   /** Bytes needed before the pending message can be handed out (4 until its header is known). */
   private need = 0;
+  /** `stop()` was called: `push` hands out nothing more; the bytes after the last frame are `rest`. */
+  private stopped = false;
+  private rest: Buffer | undefined = undefined;
 
   private readonly lastChannelByte: number;
 
@@ -41,6 +44,7 @@ export class StreamFramer {
    * reason the stream must be closed (nothing after the bad message is delivered).
    */
   push(chunk: Buffer, onFrame: FrameHandler): FrameError | null {
+    if (this.stopped) return null;
     let buf: Buffer;
     if (this.pendingBytes === 0) {
       buf = chunk;
@@ -68,6 +72,11 @@ export class StreamFramer {
         );
       }
       off += size;
+      if (this.stopped) {
+        // The stream stops being STUN here (RFC 6062 §5.4): what follows is the caller's, as is.
+        if (off < buf.length) this.rest = buf.subarray(off);
+        return null;
+      }
     }
     if (off < buf.length) {
       const rest = buf.subarray(off);
@@ -94,6 +103,21 @@ export class StreamFramer {
       return 'garbage';
     }
     return size > this.maxFrameBytes ? 'too-large' : size;
+  }
+
+  /**
+   * Called from `onFrame`: no further message is handed out; the bytes received after the current
+   * message (in this chunk) are kept for `takeRest`.
+   */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** The bytes after the message during which `stop` was called, once. */
+  takeRest(): Buffer | undefined {
+    const r = this.rest;
+    this.rest = undefined;
+    return r;
   }
 
   /** Drops buffered bytes (connection closed). */

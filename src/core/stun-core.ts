@@ -30,6 +30,8 @@ const TURN_REQUESTS: ReadonlySet<number> = new Set([
   Method.Refresh,
   Method.CreatePermission,
   Method.ChannelBind,
+  Method.Connect,
+  Method.ConnectionBind,
 ]);
 
 export interface StunCoreOptions {
@@ -144,7 +146,7 @@ export class StunCore {
     else if (view.method === Method.Binding) this.binding(view, address, port, endpoint);
     else if (this.turn !== undefined && TURN_REQUESTS.has(view.method))
       this.turn.handleRequest(view, endpoint, address, port);
-    // Methods this service does not implement (RFC 6062's TCP relaying, unknown methods): 400.
+    // Methods this service does not implement (unknown methods, or TURN ones without TURN): 400.
     else this.error(view, ErrorCode.BadRequest, address, port, endpoint);
   }
 

@@ -68,7 +68,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   'udp-self-balance': unsupported(ONE_PROCESS),
   'relay-threads': accepted('turnpike is single-threaded; the thread count has no meaning'),
   'no-udp-relay': special,
-  'no-tcp-relay': accepted('turnpike relays UDP only (no RFC 6062 TCP relays)'),
+  'no-tcp-relay': special,
   'no-dtls': accepted('turnpike has no DTLS listener'),
   no_dtls: accepted('turnpike has no DTLS listener'),
   'server-relay': unsupported('turnpike has no in-process server applications to relay for'),

@@ -142,7 +142,7 @@ function applySpecial(b: Builder, entry: CoturnEntry, flags: Set<string>): undef
       return b.fail(
         'no-udp-relay',
         entry,
-        'turnpike relays UDP only (it makes no RFC 6062 TCP relays), so it cannot honour no-udp-relay; remove the line to relay UDP',
+        'turnpike always relays UDP (RFC 6062 TCP relays come in addition, with tcp-relay), so it cannot honour no-udp-relay; remove the line to relay UDP',
       );
     case 'no-auth':
       b.unsupported.push({
@@ -206,6 +206,11 @@ function applySpecial(b: Builder, entry: CoturnEntry, flags: Set<string>): undef
       return;
     case 'stun-only':
       flags.add('stun-only');
+      return;
+    case 'no-tcp-relay':
+      // turnpike's default already: tcp-relay stays off.
+      flags.add('no-tcp-relay');
+      b.note(b.accepted, entry, 'RFC 6062 TCP relaying is off in turnpike unless tcp-relay is set');
       return;
     case 'keep-address-family':
       b.set('allocation-default-address-family', 'keep', entry);
@@ -305,6 +310,16 @@ function finish(b: Builder, entries: readonly CoturnEntry[], flags: Set<string>)
       option: '',
       lines: [],
       text: "rfc5766-channel-numbers is set: coturn accepts channel numbers 0x4000-0x7FFE (RFC 5766), and clients made for it (turnutils_uclient among them) may use numbers above 0x4FFF, the top of RFC 8656's range and of turnpike's by default",
+    });
+  }
+  // coturn relays TCP (RFC 6062) unless no-tcp-relay; turnpike only with tcp-relay. The import leaves
+  // it off: browsers never use TCP allocations, and a TCP relay reaches TCP services (advice is to
+  // disable TCP relaying unless it is needed). Said so where TURN is on and TCP relaying was.
+  if (!flags.has('no-tcp-relay') && !flags.has('stun-only') && (users.length > 0 || rest)) {
+    b.differences.push({
+      option: '',
+      lines: [],
+      text: 'coturn relays TCP (RFC 6062 TCP allocations) unless no-tcp-relay is set; turnpike does only with tcp-relay, which this import leaves off (browsers never use TCP allocations, and a TCP relay reaches TCP services): set tcp-relay to true if your clients need them',
     });
   }
   b.differences.push({

@@ -142,6 +142,8 @@ export interface AllocationInfo {
   readonly dropped: { readonly payloadPolicy: number; readonly bandwidth: number };
   readonly permissions: number;
   readonly channels: number;
+  /** RFC 6062 TCP allocations only: their peer TCP connections (connecting, pending or bound). */
+  readonly tcpRelay?: { readonly connections: number };
 }
 
 export function describeAllocation(live: LiveAllocation, nowSec: number): AllocationInfo {
@@ -160,6 +162,7 @@ export function describeAllocation(live: LiveAllocation, nowSec: number): Alloca
     dropped: { payloadPolicy: c.payloadRefused, bandwidth: c.bandwidthDropped },
     permissions: live.permissions,
     channels: live.channels,
+    ...(a.relayTransport === 'tcp' ? { tcpRelay: { connections: live.tcpConnections } } : {}),
   };
 }
 

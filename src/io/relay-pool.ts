@@ -13,6 +13,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
+import { createServer, type Server } from 'node:net';
 import type { Clock } from '../core/clock.js';
 import type { ClientEndpoint, RelayAddressBook, RelayHandle } from '../core/transport.js';
 import type { Allocation } from '../core/turn/allocation.js';
@@ -20,6 +21,7 @@ import type { PeerDataSink } from '../core/turn/forwarding.js';
 import type { RelayAllocator, RelayRequest, RelayResult } from '../core/turn/types.js';
 import type { Logger } from '../log.js';
 import { ipLiteralLookup } from './ip-lookup.js';
+import type { TcpPeerSink } from './tcp-relay.js';
 
 /** A relay address: the local one sockets bind to, and the one advertised to clients. */
 export interface RelayAddress {
@@ -130,6 +132,25 @@ class NativeUdpRelay extends PooledRelay {
   }
 }
 
+/**
+ * RFC 6062: the relayed address of a TCP allocation, a TCP listening socket peers connect to. It
+ * sends no datagrams (Send indications and ChannelData do not apply to TCP allocations).
+ */
+class TcpListenerRelay extends PooledRelay {
+  readonly server: Server;
+
+  constructor(pool: AddressPool, port: number, server: Server, owner: RelayPool) {
+    super(pool, port, owner);
+    this.server = server;
+  }
+
+  send(): void {}
+
+  protected closeSocket(): void {
+    this.server.close();
+  }
+}
+
 class UdpRelay extends PooledRelay {
   readonly socket: Socket;
 
@@ -164,6 +185,8 @@ export interface RelayPoolOptions {
   readonly sink: PeerDataSink;
   /** The native data plane's sockets, when it runs. */
   readonly native?: NativeRelaySockets | undefined;
+  /** RFC 6062: where TCP allocations' relay listeners hand peer connections (none: no TCP relays). */
+  readonly tcpSink?: TcpPeerSink | undefined;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -175,6 +198,7 @@ export class RelayPool implements RelayAllocator {
   private readonly sockBufSize: number;
   private readonly sink: PeerDataSink;
   private readonly native: NativeRelaySockets | undefined;
+  private readonly tcpSink: TcpPeerSink | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly book: RelayAddressBook;
@@ -194,6 +218,7 @@ export class RelayPool implements RelayAllocator {
     this.sockBufSize = options.sockBufSize;
     this.sink = options.sink;
     this.native = options.native;
+    this.tcpSink = options.tcpSink;
     this.clock = options.clock;
     this.log = options.log;
     this.book = options.book;
@@ -251,6 +276,10 @@ export class RelayPool implements RelayAllocator {
     attemptsLeft: number,
     cb: (result: RelayResult) => void,
   ): void {
+    if (request.transport === 'tcp') {
+      this.bindTcpOne(owner, request, attemptsLeft, cb);
+      return;
+    }
     const native = this.native?.serves(owner.endpoint) === true;
     if (request.reservationToken !== undefined) {
       // The port was bound when it was reserved: the held socket becomes the relay.
@@ -327,6 +356,43 @@ export class RelayPool implements RelayAllocator {
         cb({ ok: true, relay: this.wire(owner, pool, port, socket), reservationToken: token });
       });
     });
+  }
+
+  /** RFC 6062 §5.1: a TCP listening socket on a free relay port, for a TCP allocation. */
+  private bindTcpOne(
+    owner: Allocation,
+    request: RelayRequest,
+    attemptsLeft: number,
+    cb: (result: RelayResult) => void,
+  ): void {
+    const sink = this.tcpSink;
+    const pool = attemptsLeft > 0 && sink !== undefined ? this.pick(request.family) : undefined;
+    const port = pool === undefined ? -1 : this.choosePort(pool, false, false);
+    if (pool === undefined || port < 0 || sink === undefined) {
+      cb(CAPACITY);
+      return;
+    }
+    pool.state[port] = USED;
+    pool.free--;
+    const server = createServer({ noDelay: true, pauseOnConnect: true });
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.close();
+      if (err.code !== 'EADDRINUSE')
+        this.log.warn({ err: err.message, address: pool.address.local, port }, 'tcp relay listen failed');
+      pool.state[port] = BUSY; // another process holds it; the sweep frees the mark later
+      this.bindTcpOne(owner, request, attemptsLeft - 1, cb);
+    };
+    server.once('error', onError);
+    server.listen(
+      { host: pool.address.local, port, exclusive: true, ipv6Only: pool.address.family === 6, backlog: 64 },
+      () => {
+        server.off('error', onError);
+        server.on('error', ignoreRelayError);
+        server.on('connection', (socket) => sink.accepted(owner, socket));
+        this.active++;
+        cb({ ok: true, relay: new TcpListenerRelay(pool, port, server, this), reservationToken: undefined });
+      },
+    );
   }
 
   /** The pool of `family` with the most free ports. */

@@ -32,9 +32,11 @@ import { StreamFramer } from '../core/stream-framer.js';
 import type { StunCore } from '../core/stun-core.js';
 import type { ClientEndpoint } from '../core/transport.js';
 import type { Allocation } from '../core/turn/allocation.js';
+import type { DataConnectionEndpoint, PeerConnection, TcpConnection } from '../core/turn/tcp-relay.js';
 import { BindError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { PerIpCap } from './per-ip-cap.js';
+import { PeerSocket, type TcpRelays } from './tcp-relay.js';
 
 /** Connections open across all stream listeners, against the `max-tcp-connections` cap. */
 export interface ConnectionBudget {
@@ -67,6 +69,8 @@ export interface StreamListenerOptions {
    * 0x00/0x01 and ChannelData with 0x40-0x7F. Without `tls`, plain only; `false` with `tls`: TLS only.
    */
   readonly plain: boolean;
+  /** RFC 6062: pipes client data connections to peer connections (none: ConnectionBind cannot succeed). */
+  readonly tcpRelays?: TcpRelays | undefined;
 }
 
 /** RFC 8446 §5.1 / RFC 5246 §6.2.1: ContentType handshake, the first byte of a TLS connection. */
@@ -75,7 +79,7 @@ const TLS_HANDSHAKE_RECORD = 0x16;
 const ConnState = { Proxy: 0, Handshake: 1, Open: 2 } as const;
 type ConnState = (typeof ConnState)[keyof typeof ConnState];
 
-class Connection implements ClientEndpoint {
+class Connection implements DataConnectionEndpoint {
   /** Set before the first message is handled: 'tls' once TLS is started on the connection. */
   transport: 'tcp' | 'tls';
   /** The socket carrying STUN/TURN: the TLSSocket for TLS, else the TCP socket. */
@@ -101,6 +105,10 @@ class Connection implements ClientEndpoint {
   /** In the listener's per-IP set of unauthenticated connections. */
   counted = false;
   closed = false;
+  /** RFC 6062 §5.4: a client data connection, piped to a peer; no STUN is read from it any more. */
+  isData = false;
+  dataPeer: PeerSocket | undefined = undefined;
+  dataAllocation: Allocation | undefined = undefined;
   private readonly listener: StreamListener;
 
   constructor(raw: Socket, framer: StreamFramer, listener: StreamListener, nowMs: number) {
@@ -119,6 +127,10 @@ class Connection implements ClientEndpoint {
 
   send(buf: Buffer): void {
     if (this.listener.admit(this, buf.length)) this.stream.write(buf);
+  }
+
+  becomeDataConnection(response: Buffer, peer: PeerConnection, connection: TcpConnection): boolean {
+    return this.listener.toDataConnection(this, response, peer, connection);
   }
 
   sendv(bufs: readonly Buffer[]): void {
@@ -332,16 +344,25 @@ export class StreamListener {
   }
 
   private onData(conn: Connection, chunk: Buffer): void {
+    if (conn.isData) return; // the pipe carries it
     const err = conn.framer.push(chunk, (frame) => {
       conn.lastMessageAtMs = Date.now();
       // STUN or ChannelData (padding already stripped by the framer): the core demultiplexes.
       this.core.receive(frame, conn.remoteAddress, conn.remotePort, conn);
+      if (conn.isData) return;
       // An Allocate adds the allocation (pending) before returning; a Refresh 0 deletes it; a
       // Refresh with an RFC 8016 ticket from another connection moves it there.
       const a = conn.allocation;
       if (a === undefined || a.deleted || a.endpoint !== conn)
         this.setAllocation(conn, this.lookUpAllocation(conn));
     });
+    if (conn.isData) {
+      // The rest of the read that carried the ConnectionBind goes to the peer before anything the
+      // pipe reads next.
+      const rest = conn.framer.takeRest();
+      if (rest !== undefined) this.options.tcpRelays?.forward(conn.dataPeer!, conn.dataAllocation!, rest);
+      return;
+    }
     if (err !== null) {
       this.core.stats.streamClosedBadFrame++;
       this.log.debug({ reason: err, remote: conn.remoteAddress }, 'closing stream: bad frame');
@@ -350,6 +371,24 @@ export class StreamListener {
     }
     if (conn.framer.buffered === 0) conn.midFrameSinceMs = 0;
     else if (conn.midFrameSinceMs === 0) conn.midFrameSinceMs = Date.now();
+  }
+
+  /**
+   * RFC 6062 §5.4: the ConnectionBind on `conn` succeeded: write `response`, stop reading STUN, and
+   * pipe the connection to `peer`. Called while the framer hands out the ConnectionBind, so bytes
+   * after it in the same read are taken from the framer and go to the peer first.
+   */
+  toDataConnection(conn: Connection, response: Buffer, peer: PeerConnection, c: TcpConnection): boolean {
+    const relays = this.options.tcpRelays;
+    if (conn.closed || conn.isData || relays === undefined || !(peer instanceof PeerSocket)) return false;
+    conn.isData = true;
+    conn.framer.stop();
+    // Not an unauthenticated connection any more: the allocation's lifetime governs it.
+    this.uncount(conn);
+    relays.pipe(conn.stream, response, peer, c.allocation, undefined);
+    conn.dataPeer = peer;
+    conn.dataAllocation = c.allocation;
+    return true;
   }
 
   /** Output budget: false (and a counted drop) when the client is not reading. */
@@ -372,7 +411,7 @@ export class StreamListener {
    * into, the per-IP count of unauthenticated connections.
    */
   private setAllocation(conn: Connection, a: Allocation | undefined): void {
-    if (conn.closed) return;
+    if (conn.closed || conn.isData) return;
     conn.allocation = a;
     if (a !== undefined) this.uncount(conn);
     else if (!conn.counted) this.countUnauthenticated(conn);
@@ -426,6 +465,7 @@ export class StreamListener {
     // setAllocation) and not yet visited are skipped.
     for (const conn of this.connections) {
       let expired: boolean;
+      if (conn.isData) continue; // a pipe: it lives as long as its allocation and its peer
       if (conn.state !== ConnState.Open) {
         // PROXY header or TLS handshake still incomplete.
         expired = nowMs - conn.openedAtMs >= Math.min(handshakeMs, frameTimeoutMs);

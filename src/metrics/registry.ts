@@ -153,6 +153,41 @@ export class Metrics {
           this.inc({ transport: l.options.tls ? 'tls' : 'tcp' }, l.connectionCount);
       },
     });
+    new Gauge({
+      name: 'turn_tcp_relay_allocations',
+      help: 'RFC 6062 TCP allocations active (they are also in turn_allocations).',
+      registers: [r],
+      collect() {
+        let n = 0;
+        for (const { allocation } of sources.turn()?.allocations() ?? [])
+          if (allocation.relayTransport === 'tcp') n++;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'turn_tcp_relay_connections',
+      help: 'RFC 6062 peer TCP connections, by state: connecting (Connect in progress), pending (waiting for ConnectionBind), bound (piped to a client data connection).',
+      labelNames: ['state'],
+      registers: [r],
+      collect() {
+        const counts = sources.turn()?.tcp.counts() ?? { connecting: 0, pending: 0, bound: 0 };
+        this.set({ state: 'connecting' }, counts.connecting);
+        this.set({ state: 'pending' }, counts.pending);
+        this.set({ state: 'bound' }, counts.bound);
+      },
+    });
+    labeledCounter(
+      'turn_tcp_relay_connections_total',
+      'RFC 6062 peer TCP connections, by outcome: opened (Connect succeeded or a peer with a permission connected), bound (ConnectionBind), connect_failed (447), bind_timeout (no ConnectionBind within 30 s), refused (an incoming peer without permission, denied by the peer policy, or over tcp-relay-max-connections).',
+      ['outcome'],
+      () => [
+        [{ outcome: 'opened' }, stats.tcpConnectionsOpened],
+        [{ outcome: 'bound' }, stats.tcpConnectionsBound],
+        [{ outcome: 'connect_failed' }, stats.tcpConnectFailures],
+        [{ outcome: 'bind_timeout' }, stats.tcpBindTimeouts],
+        [{ outcome: 'refused' }, stats.tcpPeerConnectionsRefused],
+      ],
+    );
     const { relayPorts, certificateExpiry, ready } = sources;
     if (relayPorts !== undefined) {
       const familyGauge = (

@@ -40,6 +40,8 @@ t.test('defaults', async (t) => {
     prometheusAddress: '127.0.0.1',
     maxPermissions: 64,
     maxChannels: 64,
+    tcpRelay: false,
+    tcpRelayMaxConnections: 32,
     unauthorizedRatelimitRps: 10,
     rfc5766ChannelNumbers: false,
     mobility: false,

@@ -119,3 +119,32 @@ t.test('garbage, oversize and bad STUN lengths close the stream', async (t) => {
   t.equal(r.frames.length, 1, 'messages before the garbage are delivered');
   t.equal(r.error, 'garbage');
 });
+
+t.test(
+  'stop() inside a frame callback: nothing more is framed; the rest of the read is handed back as is',
+  async (t) => {
+    // RFC 6062 §5.4: after a ConnectionBind the connection carries raw bytes, garbage for the framer.
+    const raw = Buffer.from('GET / raw bytes that are not STUN');
+    const f = new StreamFramer(65540);
+    const seen: number[] = [];
+    t.equal(
+      f.push(Buffer.concat([stun, raw]), (frame) => {
+        seen.push(frame.length);
+        f.stop();
+      }),
+      null,
+    );
+    t.same(seen, [stun.length], 'only the message that stopped it');
+    t.same(f.takeRest(), raw);
+    t.equal(f.takeRest(), undefined, 'once');
+    t.equal(
+      f.push(Buffer.from([0x99]), () => t.fail('no frame after stop')),
+      null,
+      'later reads are ignored',
+    );
+    // Stopped at the end of a read: no rest.
+    const g = new StreamFramer(65540);
+    g.push(stun, () => g.stop());
+    t.equal(g.takeRest(), undefined);
+  },
+);

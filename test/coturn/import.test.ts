@@ -263,7 +263,7 @@ t.test('refusals name the key and the line', async (t) => {
     ['min-port=70000\n', 'min-port', /1-65535.*line 1/],
     ['listening-ip=eth0\n', 'listening-ip', /line 1/],
     ['denied-peer-ip=not-an-ip\n', 'denied-peer-ip', /line 1/],
-    ['no-udp-relay\n', 'no-udp-relay', /relays UDP only/],
+    ['no-udp-relay\n', 'no-udp-relay', /always relays UDP/],
     ['no-tcp=maybe\n', 'no-tcp', /flag/],
     ['realm\n', 'realm', /needs a value/],
     ['min-port=50000\nmax-port=40000\n', 'min-port', /from line 1/],
@@ -437,6 +437,30 @@ t.test('start and check-config accept coturn spellings and say so', async (t) =>
   t.equal(s.code, 0);
   t.equal(s.startOptions[0]?.notes?.length, 2, 'the daemon gets the notes to log at start');
 });
+
+t.test(
+  'TCP relaying: coturn relays TCP unless no-tcp-relay; the import leaves tcp-relay off and says so',
+  async (t) => {
+    const on = translate('realm=example.org\nuser=alice:secret\n');
+    t.equal(on.config['tcp-relay'], undefined, 'tcp-relay not set (off)');
+    t.ok(
+      on.differences.some((d) => /tcp-relay/.test(d.text) && /no-tcp-relay/.test(d.text)),
+      'the difference is reported',
+    );
+    const off = translate('realm=example.org\nuser=alice:secret\nno-tcp-relay\n');
+    t.equal(off.config['tcp-relay'], undefined);
+    t.notOk(
+      off.differences.some((d) => /tcp-relay/.test(d.text)),
+      'nothing to report',
+    );
+    t.ok(off.accepted.some((n) => n.option === 'no-tcp-relay' && /off in turnpike/.test(n.text)));
+    const stun = translate('realm=example.org\n');
+    t.notOk(
+      stun.differences.some((d) => /tcp-relay/.test(d.text)),
+      'no TURN: not mentioned',
+    );
+  },
+);
 
 t.test('mobility: the flag carries over (RFC 8016, coturn and turnpike both default off)', async (t) => {
   const r = translate('mobility\nlistening-port=3478\n');

@@ -22,6 +22,8 @@ export class Allocation {
   expiresAtSec: number;
   /** Relay sockets: one, or two for a dual-stack allocation (RFC 8656 §7.2 ADDITIONAL-ADDRESS-FAMILY). */
   relays: RelayHandle[] = [];
+  /** What the relay carries: UDP datagrams (RFC 8656), or TCP connections (RFC 6062, `tcp-relay`). */
+  relayTransport: 'udp' | 'tcp' = 'udp';
   /** True until the relay sockets are bound (Allocate is two-phase: sockets bind asynchronously). */
   pending = true;
   deleted = false;

@@ -80,6 +80,11 @@ export interface ForwardingTable {
    * checked: permission and peer policy).
    */
   sendToPeer(a: Allocation, relay: RelayHandle, data: Buffer, peerAddress: string, peerPort: number): void;
+  /**
+   * RFC 6062: bytes a TCP allocation's data connections relayed (the shell pipes them), added to the
+   * allocation's counters and the server's; each read counts as one packet.
+   */
+  countStreamRelay(a: Allocation, toPeer: boolean, bytes: number): void;
 }
 
 /** Where the listeners hand ChannelData from clients (RFC 8656 §12.6). */

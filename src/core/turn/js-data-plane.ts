@@ -263,6 +263,25 @@ export class JsDataPlane implements ForwardingTable, ClientDataSink, PeerDataSin
     if (e !== undefined) this.toPeer(e, relay, data, peerAddress, peerPort);
   }
 
+  countStreamRelay(a: Allocation, toPeer: boolean, bytes: number): void {
+    const e = entryOf(a);
+    if (toPeer) {
+      if (e !== undefined) {
+        e.packetsToPeer++;
+        e.bytesToPeer += bytes;
+      }
+      this.stats.relayedToPeerPackets++;
+      this.stats.relayedToPeerBytes += bytes;
+    } else {
+      if (e !== undefined) {
+        e.packetsToClient++;
+        e.bytesToClient += bytes;
+      }
+      this.stats.relayedToClientPackets++;
+      this.stats.relayedToClientBytes += bytes;
+    }
+  }
+
   // -------------------------------------------------------------------------------------------
   // Hot paths
 

@@ -8,13 +8,13 @@
  * One output path: every response, immediate or later (an Allocate waits for its relay sockets),
  * goes out through the request's endpoint.
  */
-import type { Authenticator, AuthFailure } from '../auth/authenticate.js';
+import type { Authenticator, AuthFailure, AuthResult } from '../auth/authenticate.js';
 import type { Clock } from '../clock.js';
 import { AttrType, ErrorCode, Method } from '../constants.js';
 import type { PeerPolicy } from '../peer-policy.js';
 import type { SourceRateLimiter } from '../rate-limit.js';
 import type { Stats } from '../stats.js';
-import { readString } from '../stun/attrs.js';
+import { readString, readUint32 } from '../stun/attrs.js';
 import type { StunView } from '../stun/decode.js';
 import type { ClientEndpoint } from '../transport.js';
 import type { AllocationAdmission } from './admission.js';
@@ -24,6 +24,8 @@ import type { AuthFailureInfo, DeleteReason, TurnEventBus } from './events.js';
 import type { AllocationCounters, ForwardingTable } from './forwarding.js';
 import { allocate } from './handlers/allocate.js';
 import { channelBind } from './handlers/channel-bind.js';
+import { bindTimeoutSec, connect } from './handlers/connect.js';
+import { connectionBind } from './handlers/connection-bind.js';
 import { createPermission } from './handlers/create-permission.js';
 import { refresh } from './handlers/refresh.js';
 import { sendIndication } from './handlers/send.js';
@@ -31,6 +33,14 @@ import { newGeneration, TicketBook } from './mobility.js';
 import { ResponseCache } from './response-cache.js';
 import { Responder } from './responses.js';
 import { AllocationTable } from './table.js';
+import {
+  DEFAULT_MAX_TCP_CONNECTIONS,
+  type PeerConnection,
+  type TcpConnection,
+  TcpConnections,
+  type TcpConnector,
+  TcpState,
+} from './tcp-relay.js';
 import type { RelayAllocator, TurnOptions, TurnRequest, TurnState } from './types.js';
 
 export type { AuthFailureInfo, DeleteReason, TurnEvents } from './events.js';
@@ -47,6 +57,8 @@ const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([
   [Method.Refresh, refresh],
   [Method.CreatePermission, createPermission],
   [Method.ChannelBind, channelBind],
+  [Method.Connect, connect],
+  [Method.ConnectionBind, connectionBind],
 ]);
 
 /** What the service is built from; everything is given at construction. */
@@ -62,6 +74,8 @@ export interface TurnServiceDeps {
   readonly events: TurnEventBus;
   /** Fleet mode: redirects and admission of new allocations (absent: a lone node). */
   readonly admission?: AllocationAdmission;
+  /** RFC 6062: opens TCP connections to peers (absent: no TCP allocations, whatever `tcpRelay` says). */
+  readonly tcpConnector?: TcpConnector;
   /** RFC 8016 ticket key (32 bytes); default: random per process. */
   readonly mobilityKey?: Buffer;
 }
@@ -79,6 +93,8 @@ export interface AllocationInfo {
   readonly counters: AllocationCounters;
   readonly permissions: number;
   readonly channels: number;
+  /** RFC 6062: peer TCP connections of a TCP allocation (0 for UDP ones). */
+  readonly tcpConnections: number;
 }
 
 export class TurnService implements TurnState {
@@ -97,6 +113,8 @@ export class TurnService implements TurnState {
   draining = false;
   readonly admission: AllocationAdmission | undefined;
   nextAlternate = 0;
+  readonly tcp = new TcpConnections();
+  readonly tcpConnector: TcpConnector | undefined;
   private readonly limiter: SourceRateLimiter;
   private nextId = 1;
   private lastPruneSec = 0;
@@ -112,6 +130,7 @@ export class TurnService implements TurnState {
     this.clock = deps.clock;
     this.events = deps.events;
     this.admission = deps.admission;
+    this.tcpConnector = deps.tcpConnector;
     this.responder = new Responder(deps.stats, deps.options, deps.auth);
     this.tickets = new TicketBook(deps.mobilityKey);
     deps.limiter.setAllocationCheck((address) => this.table.hasClientAddress(address));
@@ -156,6 +175,7 @@ export class TurnService implements TurnState {
         counters: this.plane.counters(a),
         permissions: this.plane.livePermissions(a, nowSec),
         channels: this.plane.liveChannels(a, nowSec),
+        tcpConnections: this.tcp.countOf(a),
       };
     }
   }
@@ -189,7 +209,9 @@ export class TurnService implements TurnState {
       this.refuseDisabled(view, endpoint, address, port, nowMs);
       return;
     }
-    const auth = this.auth.authenticate(view, address, port, nowSec);
+    let auth = this.auth.authenticate(view, address, port, nowSec);
+    if (!auth.ok && auth.reason === 'bad-nonce' && view.method === Method.ConnectionBind)
+      auth = this.authenticateDataConnection(view, address, nowSec) ?? auth;
     if (!auth.ok) {
       this.refuseUnauthenticated(view, auth, endpoint, address, port, nowMs);
       return;
@@ -209,6 +231,25 @@ export class TurnService implements TurnState {
     if (response === null) return;
     if (cacheable) this.cache.set(cacheKey, response, nowSec);
     endpoint.send(response, address, port);
+  }
+
+  /**
+   * RFC 6062 §4.4: a client opens each data connection with a ConnectionBind signed with the nonce
+   * it holds, the one its control connection got; nonces are bound to the client's address and
+   * port, so that nonce is accepted on a new connection from the same IP address when the request
+   * names a peer data connection of an allocation whose control connection it was issued to.
+   * (Otherwise every data connection costs a 438, and clients that share one nonce between their
+   * connections, as coturn's uclient does, then get 438 on the control connection in turn.)
+   */
+  private authenticateDataConnection(
+    view: StunView,
+    address: string,
+    nowSec: number,
+  ): AuthResult | undefined {
+    const id = readUint32(view, AttrType.ConnectionId);
+    const a = id === undefined ? undefined : this.tcp.get(id)?.allocation;
+    if (a === undefined || a.deleted || a.clientAddress !== address) return undefined;
+    return this.auth.authenticate(view, a.clientAddress, a.clientPort, nowSec);
   }
 
   /** RFC 8656 §10.2: a Send indication (never authenticated, never answered). */
@@ -348,6 +389,8 @@ export class TurnService implements TurnState {
     if (a.deleted) return;
     a.deleted = true;
     this.table.remove(a);
+    // RFC 6062: the peer and client data connections go with the allocation.
+    if (a.relayTransport === 'tcp') this.tcp.closeAllOf(a);
     this.tickets.remove(a);
     // Still binding its relay: never announced, so not counted; the completion closes the sockets.
     if (a.pending) return;
@@ -373,6 +416,47 @@ export class TurnService implements TurnState {
       else if (prune) this.plane.prune(a, nowSec);
     }
     if (prune) this.cache.prune(nowSec);
+    // RFC 6062 §5.2, §5.3: peer data connections not bound within 30 s are closed.
+    if (this.tcp.size > 0) this.stats.tcpBindTimeouts += this.tcp.expire(nowSec);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // RFC 6062 TCP relaying (the shell reports its connections)
+
+  /**
+   * RFC 6062 §5.3: a peer connected to the relayed address of TCP allocation `a` from
+   * `address`:`port`. Kept (and announced to the client in a ConnectionAttempt indication) only
+   * when the peer's IP has a permission and the peer policy still allows it, within the
+   * allocation's connection cap; otherwise undefined, and the shell closes it at once.
+   */
+  peerConnected(
+    a: Allocation,
+    address: string,
+    port: number,
+    peer: PeerConnection,
+  ): TcpConnection | undefined {
+    if (a.deleted || a.pending || a.relayTransport !== 'tcp') return undefined;
+    // Our own relay behind 1:1 NAT connects from its local address; the client knows the advertised one.
+    const ip = this.allocator.advertisedAddressFor(address) ?? address;
+    const refused =
+      !this.plane.hasPermission(a, ip, this.clock.nowSec()) ||
+      !this.peerAllowed(ip, undefined) ||
+      this.tcp.countOf(a) >= (this.options.tcpRelayMaxConnections ?? DEFAULT_MAX_TCP_CONNECTIONS);
+    const c = refused ? undefined : this.tcp.add(a, ip, port, false, TcpState.Pending);
+    if (c === undefined) {
+      this.stats.tcpPeerConnectionsRefused++;
+      return undefined;
+    }
+    c.peer = peer;
+    c.bindDeadlineSec = this.clock.nowSec() + bindTimeoutSec(this);
+    this.stats.tcpConnectionsOpened++;
+    a.endpoint.send(this.tcp.connectionAttempt(c), a.clientAddress, a.clientPort);
+    return c;
+  }
+
+  /** A peer data connection (or the client data connection piped to it) closed. */
+  tcpConnectionClosed(c: TcpConnection): void {
+    this.tcp.close(c);
   }
 
   /** Deletes every allocation (shutdown). */

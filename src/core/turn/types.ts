@@ -15,6 +15,7 @@ import type { TicketBook } from './mobility.js';
 import type { ResponseCache } from './response-cache.js';
 import type { Responder } from './responses.js';
 import type { AllocationTable } from './table.js';
+import type { TcpConnections, TcpConnector } from './tcp-relay.js';
 
 /** What the core asks of the shell for one relay socket. */
 export interface RelayRequest {
@@ -24,6 +25,8 @@ export interface RelayRequest {
   readonly reserveNext: boolean;
   /** RESERVATION-TOKEN from an earlier EVEN-PORT Allocate. */
   readonly reservationToken: Buffer | undefined;
+  /** RFC 6062: 'tcp' binds a TCP listening socket (peers connect to it) instead of a UDP socket. */
+  readonly transport?: 'udp' | 'tcp';
 }
 
 export type RelayResult =
@@ -70,6 +73,20 @@ export interface TurnOptions {
    * family the other one is used (the client asked for none in particular).
    */
   readonly defaultFamily?: 'ipv4' | 'ipv6' | 'keep';
+  /**
+   * RFC 6062 TCP allocations are served (`tcp-relay`, and a shell that can open TCP relays).
+   * Undefined: false (REQUESTED-TRANSPORT TCP gets 442).
+   */
+  readonly tcpRelay?: boolean;
+  /** Peer TCP connections per TCP allocation (`tcp-relay-max-connections`); undefined: 32. */
+  readonly tcpRelayMaxConnections?: number;
+  /**
+   * Seconds a peer data connection waits for its ConnectionBind (RFC 6062 §5.2, §5.3: 30);
+   * undefined: 30. Only tests shorten it.
+   */
+  readonly tcpConnectionBindTimeoutSec?: number;
+  /** Milliseconds a Connect waits for the peer (RFC 6062 §5.2: at least 30 s); undefined: 30 s. Only tests shorten it. */
+  readonly tcpConnectTimeoutMs?: number;
   /** Where new Allocates go while draining (300 Try Alternate); empty: they get 508. */
   readonly alternateServers?: readonly { readonly address: string; readonly port: number }[];
   /**
@@ -110,6 +127,9 @@ export interface TurnState {
   /** Fleet mode's redirect and admission (undefined: a lone node). */
   readonly admission: AllocationAdmission | undefined;
   nextAlternate: number;
+  /** RFC 6062: the peer data connections of TCP allocations, and the shell's connector (none: no TCP relaying). */
+  readonly tcp: TcpConnections;
+  readonly tcpConnector: TcpConnector | undefined;
   newAllocationId(): number;
   ownAllocation(r: TurnRequest): Allocation;
   peerAllowed(address: string, port: number | undefined, bytes?: Uint8Array): boolean;

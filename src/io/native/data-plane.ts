@@ -317,6 +317,10 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     this.js.sendToPeer(a, relay, data, peerAddress, peerPort);
   }
 
+  countStreamRelay(a: Allocation, toPeer: boolean, bytes: number): void {
+    this.js.countStreamRelay(a, toPeer, bytes);
+  }
+
   fromClient(endpoint: ClientEndpoint, buf: Buffer, len: number, address: string, port: number): void {
     this.js.fromClient(endpoint, buf, len, address, port);
   }

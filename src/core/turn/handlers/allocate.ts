@@ -26,10 +26,22 @@ export function allocate(s: TurnState, r: TurnRequest): null {
     if (existing.pending && existing.allocateTid === transactionId(view)) return null;
     throw new StunError(ErrorCode.AllocationMismatch);
   }
-  // 3. REQUESTED-TRANSPORT is required; only UDP relaying (RFC 6062 TCP relaying is not offered).
+  // 3. REQUESTED-TRANSPORT is required: UDP, or TCP (RFC 6062 §5.1) when `tcp-relay` is on (else 442).
   const transport = readLeadingByte(view, AttrType.RequestedTransport);
   if (transport === undefined) throw new StunError(ErrorCode.BadRequest);
-  if (transport !== Transport.UDP) throw new StunError(ErrorCode.UnsupportedTransportProtocol);
+  const tcp = transport === Transport.TCP && s.options.tcpRelay === true && s.tcpConnector !== undefined;
+  if (transport !== Transport.UDP && !tcp) throw new StunError(ErrorCode.UnsupportedTransportProtocol);
+  // RFC 6062 §5.1: a TCP allocation needs a TCP or TLS client connection, and takes no
+  // DONT-FRAGMENT, EVEN-PORT or RESERVATION-TOKEN (400). One relayed address: no dual allocation.
+  if (
+    tcp &&
+    (r.endpoint.transport === 'udp' ||
+      view.has(AttrType.DontFragment) ||
+      view.has(AttrType.EvenPort) ||
+      view.has(AttrType.ReservationToken) ||
+      view.has(AttrType.AdditionalAddressFamily))
+  )
+    throw new StunError(ErrorCode.BadRequest);
   // 4. DONT-FRAGMENT: Node cannot set DF on a UDP socket (no IP_MTU_DISCOVER), so the attribute is
   //    treated as unknown comprehension-required, as the RFC allows.
   if (view.has(AttrType.DontFragment))
@@ -100,6 +112,7 @@ export function allocate(s: TurnState, r: TurnRequest): null {
     grantedLifetime(s, view),
     transactionId(view),
   );
+  if (tcp) a.relayTransport = 'tcp';
   if (mobileIndex >= 0) a.mobilityGeneration = newGeneration();
   s.table.add(a);
   const requests: RelayRequest[] = [
@@ -108,6 +121,7 @@ export function allocate(s: TurnState, r: TurnRequest): null {
       evenPort: even !== undefined,
       reserveNext: even?.reserveNext ?? false,
       reservationToken: token,
+      ...(tcp ? { transport: 'tcp' as const } : {}),
     },
   ];
   if (additional && s.allocator.supports(6))

@@ -11,6 +11,8 @@ export function channelBind(s: TurnState, r: TurnRequest): Buffer {
   const plane = s.plane;
   // 1. The allocation of this 5-tuple, owned by this user (437/441).
   const a = s.ownAllocation(r);
+  // RFC 6062: a TCP allocation relays TCP connections, not datagrams: no channels (400).
+  if (a.relayTransport === 'tcp') throw new StunError(ErrorCode.BadRequest);
   // 2. CHANNEL-NUMBER in range and exactly one XOR-PEER-ADDRESS (400); the peer of a family the
   //    allocation relays (443) and allowed, port included (403).
   const number = readChannelNumber(view);

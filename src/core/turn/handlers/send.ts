@@ -24,6 +24,11 @@ export function sendIndication(
     s.stats.droppedNoAllocation++;
     return;
   }
+  // RFC 6062: a TCP allocation sends no datagrams.
+  if (a.relayTransport === 'tcp') {
+    s.stats.droppedUnsupported++;
+    return;
+  }
   // XOR-PEER-ADDRESS and DATA are required; DONT-FRAGMENT cannot be honoured (see Allocate).
   const dataIndex = view.find(AttrType.Data);
   const peer = readAddresses(view, AttrType.XorPeerAddress)?.[0];
