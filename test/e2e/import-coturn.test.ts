@@ -15,7 +15,7 @@ import { testDir } from '../fixtures/helpers/certificates.js';
 import { BIN, startDaemon } from '../fixtures/helpers/daemon.js';
 import { logged } from '../fixtures/helpers/daemon-log.js';
 import { freeUdpRange } from '../fixtures/helpers/turn-client.js';
-import { PEER, runUclient, startPeer, UCLIENT } from '../fixtures/helpers/uclient.js';
+import { PEER, runUclient, startPeer, UCLIENT, uclientArgs } from '../fixtures/helpers/uclient.js';
 
 const run = promisify(execFile);
 const INPUTS = ['/etc/turnserver.conf', '/usr/share/doc/coturn/examples/etc/turnserver.conf'];
@@ -86,21 +86,7 @@ t.test("import-coturn on coturn's shipped configuration", { skip }, async (t) =>
           ] as const) {
             const report = await runUclient([
               ...flags,
-              '-p',
-              String(d.port),
-              '-m',
-              '5',
-              '-n',
-              '50',
-              '-u',
-              'alice',
-              '-w',
-              'wonderland',
-              '-e',
-              '127.0.0.1',
-              '-r',
-              String(peerPort),
-              '127.0.0.1',
+              ...uclientArgs({ port: d.port, clients: 5, messages: 50, peerPort }),
             ]);
             t.comment(`${mode}: sent ${report.sent}, received ${report.received}, lost ${report.lost}`);
             t.equal(report.exitCode, 0, `${mode}: uclient exit code 0`);

@@ -11,7 +11,7 @@ import { assertHealthy } from '../fixtures/helpers/assertions.js';
 import { freePort, metricsArgs, startDaemon } from '../fixtures/helpers/daemon.js';
 import { byLabel, sample, scrape, total } from '../fixtures/helpers/prometheus.js';
 import { freeUdpRange } from '../fixtures/helpers/turn-client.js';
-import { runUclient, startPeer, uclientSkip } from '../fixtures/helpers/uclient.js';
+import { runUclient, startPeer, uclientArgs, uclientSkip } from '../fixtures/helpers/uclient.js';
 
 const CLIENTS = 10;
 const MESSAGES = 100;
@@ -39,21 +39,7 @@ t.test('turnutils_uclient -M (mobility) through turnpike', { skip: uclientSkip }
   await startPeer(t, peerPort);
   const r = await runUclient([
     '-M',
-    '-p',
-    String(d.port),
-    '-m',
-    String(CLIENTS),
-    '-n',
-    String(MESSAGES),
-    '-u',
-    'alice',
-    '-w',
-    'wonderland',
-    '-e',
-    '127.0.0.1',
-    '-r',
-    String(peerPort),
-    '127.0.0.1',
+    ...uclientArgs({ port: d.port, clients: CLIENTS, messages: MESSAGES, peerPort }),
   ]);
   const text = await scrape(metricsPort);
   const created = sample(text, 'turn_allocations_created_total') ?? 0;

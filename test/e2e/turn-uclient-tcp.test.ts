@@ -15,7 +15,7 @@ import t from 'tap';
 import { assertHealthy } from '../fixtures/helpers/assertions.js';
 import { freePort, metricsArgs, startDaemon } from '../fixtures/helpers/daemon.js';
 import { byLabel, sample, scrape } from '../fixtures/helpers/prometheus.js';
-import { runUclient, uclientSkip } from '../fixtures/helpers/uclient.js';
+import { runUclient, uclientArgs, uclientSkip } from '../fixtures/helpers/uclient.js';
 
 const CLIENTS = 10;
 const MESSAGES = 100;
@@ -36,20 +36,7 @@ t.test('turnutils_uclient -T (RFC 6062 TCP relay) through turnpike', { skip: ucl
   ]);
   t.teardown(() => d.stop());
 
-  const r = await runUclient([
-    '-T',
-    '-p',
-    String(d.port),
-    '-m',
-    String(CLIENTS),
-    '-n',
-    String(MESSAGES),
-    '-u',
-    'alice',
-    '-w',
-    'wonderland',
-    '127.0.0.1',
-  ]);
+  const r = await runUclient(['-T', ...uclientArgs({ port: d.port, clients: CLIENTS, messages: MESSAGES })]);
   const text = await scrape(metricsPort);
   const outcomes = byLabel(text, 'turn_tcp_relay_connections_total', 'outcome');
   const requests = (method: string, result: string): number =>
