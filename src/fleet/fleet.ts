@@ -177,16 +177,18 @@ export class Fleet implements AllocationAdmission {
     // when the pub/sub connection comes up (once made, the client renews them at each reconnection).
     let subscribed = false;
     let subscribing: Promise<void> | undefined;
+    // Whatever changed while the pub/sub connection was away is read in full when it is back.
+    const catchUp = (): Promise<void> =>
+      Promise.all([this.userdb.refresh(), this.revocations.resync()]).then(() => undefined);
     const subscribe = (): Promise<void> => {
-      if (subscribed) return Promise.resolve();
+      if (subscribed) return catchUp();
       subscribing ??= Promise.all([
         this.revocations.subscribe(),
         this.userdb.subscribe(databaseOf(config.redisUrl!)),
       ])
         .then(() => {
           subscribed = true;
-          // What changed before the subscription is read in full.
-          return Promise.all([this.userdb.refresh(), this.revocations.resync()]).then(() => undefined);
+          return catchUp();
         })
         .catch((err: unknown) =>
           this.log.debug({ err: String(err) }, 'fleet: subscribing failed; retried at the next connection'),
@@ -223,6 +225,9 @@ export class Fleet implements AllocationAdmission {
     };
     every(HEARTBEAT_MS, async () => {
       this.usage.tick();
+      // Without the pub/sub connection no change is announced: read the user database every beat
+      // until it is back (the two connections reconnect on their own timers).
+      if (this.redis.up && !this.redis.subscriberUp) void this.userdb.refresh();
       await this.registry.beat();
     });
     every(REVOCATION_RESYNC_MS, () => this.revocations.resync());

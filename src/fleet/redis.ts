@@ -35,6 +35,8 @@ export class RedisLink {
   private warned = false;
   /** Whether the command connection is ready. */
   up = false;
+  /** Whether the pub/sub connection is ready (keyspace notifications and revocations arrive). */
+  subscriberUp = false;
   /** Failed commands and connection errors. */
   errors = 0;
   /** Connections made (the first, then every reconnection). */
@@ -61,7 +63,14 @@ export class RedisLink {
       for (const fn of this.readyListeners) fn();
     });
     this.subscriber.on('ready', () => {
+      this.subscriberUp = true;
       for (const fn of this.subscriberReadyListeners) fn();
+    });
+    this.subscriber.on('end', () => {
+      this.subscriberUp = false;
+    });
+    this.subscriber.on('reconnecting', () => {
+      this.subscriberUp = false;
     });
     this.client.on('end', () => {
       this.up = false;
