@@ -97,6 +97,8 @@ interface Output {
   date: string;
   environment: Record<string, unknown>;
   config: Record<string, unknown>;
+  /** The traffic engine asked for and the one that ran (undefined until the setup), and why not native. */
+  engine: { requested: BenchOptions['engine']; used: SetupSummary['engine'] | undefined; note: string | undefined };
   selfTest?: { forwarder: BenchOptions['server']; pinning: string };
   setup?: SetupSummary;
   result?: TrialResult;
@@ -154,6 +156,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       cpus: cpus().length,
     },
     config: {},
+    engine: { requested: options.engine, used: undefined, note: undefined },
     interrupted: false,
   };
 
@@ -207,6 +210,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const setup = await bench.start();
     out.setup = setup;
+    out.engine = { requested: o.engine, used: setup.engine, note: setup.engineNote };
     log(formatSetup(setup));
     if (setup.active === 0) {
       out.error = 'no allocation could be set up';

@@ -1,0 +1,173 @@
+/**
+ * The native traffic engine (native/loadgen.cc, the addon's `LoadGen`): client→peer windows sent with
+ * sendmmsg and received with recvmmsg on a native thread, so a window at several hundred thousand
+ * packets/s costs the tool no JS per packet. The allocations are still set up in JS (setup.ts); the
+ * engine gets each one's client socket descriptor and packet template, and opens the peer sockets
+ * itself so JS can CreatePermission/ChannelBind to their ports.
+ *
+ * Which engine runs (`--engine`): `js` always the JS engine; `native` the native one or an error;
+ * `auto` the native one when the addon loads and the workload is one it runs (c2p, either data
+ * path), else the JS engine, with the reason in the report. The latency and jitter accounting is the
+ * same as the JS engine's: payload.ts header, hdr.ts buckets, RFC 3550 jitter.
+ */
+import type { Socket } from 'node:dgram';
+import { loadNativeAddon } from '../io/native/addon.js';
+import { BUCKET_COUNT, type HistogramSnapshot } from './hdr.js';
+import type { Direction, WindowReport } from './types.js';
+
+export type EngineName = 'js' | 'native';
+export type EngineChoice = EngineName | 'auto';
+
+/** Result slots of `LoadGen.result`, in the order of `Counter` in native/loadgen.cc. */
+export const NATIVE_COUNTERS = [
+  'offered',
+  'sent',
+  'skipped',
+  'sendErrors',
+  'received',
+  'stray',
+  'late',
+  'cpuSec',
+  'sendMs',
+  'drainMs',
+  'histTotal',
+  'histMin',
+  'histMax',
+  'histSum',
+  'jitterSum',
+  'jitterFlows',
+  'jitterMax',
+] as const;
+type NativeCounter = (typeof NATIVE_COUNTERS)[number];
+
+/** The addon's `LoadGen` object. */
+export interface LoadGenHandle {
+  /** A peer socket bound to address:0: its port, or −errno. */
+  openPeer(address: string, sockBuf: number): number;
+  /** One allocation: its global index, connected client socket, template, payload header offset. */
+  addFlow(index: number, fd: number, template: Buffer, payloadOffset: number): void;
+  start(trial: number, ratePps: number, durationMs: number): void;
+  done(): boolean;
+  progress(): [sent: number, received: number];
+  /** Joins the finished window; fills `counters` (NATIVE_COUNTERS) and `buckets` (hdr.ts). */
+  result(counters: Float64Array, buckets: Float64Array): void;
+  stop(): void;
+  close(): void;
+}
+
+interface LoadGenAddon {
+  readonly LoadGen: new (firstFlow: number, flowSlots: number) => LoadGenHandle;
+  readonly LOADGEN_COUNTERS: number;
+  readonly LOADGEN_BUCKETS: number;
+}
+
+/** The addon's LoadGen, or why it cannot be used. */
+export function loadLoadGen(): { addon: LoadGenAddon } | { error: string } {
+  const loaded = loadNativeAddon();
+  if ('error' in loaded) return { error: `native addon: ${loaded.error}` };
+  const addon = loaded.addon as unknown as Partial<LoadGenAddon>;
+  if (
+    typeof addon.LoadGen !== 'function' ||
+    addon.LOADGEN_COUNTERS !== NATIVE_COUNTERS.length ||
+    addon.LOADGEN_BUCKETS !== BUCKET_COUNT
+  ) {
+    return { error: 'native addon has no matching LoadGen (run npm run build:native)' };
+  }
+  return { addon: addon as LoadGenAddon };
+}
+
+/** Why the native engine does not run `direction`, or undefined when it does. */
+export function nativeUnsupported(direction: Direction): string | undefined {
+  return direction === 'c2p' ? undefined : `the native engine runs c2p only (not ${direction})`;
+}
+
+/**
+ * The engine to run for `choice` and `direction`: the native one only when it can, with the
+ * reason when it cannot (an error for an explicit `native`, a fallback for `auto`).
+ */
+export function resolveEngine(
+  choice: EngineChoice,
+  direction: Direction,
+): { engine: EngineName; reason: string | undefined } {
+  if (choice === 'js') return { engine: 'js', reason: undefined };
+  const reason = nativeUnsupported(direction) ?? loadLoadGenError();
+  return reason === undefined ? { engine: 'native', reason: undefined } : { engine: 'js', reason };
+}
+
+function loadLoadGenError(): string | undefined {
+  const r = loadLoadGen();
+  return 'error' in r ? r.error : undefined;
+}
+
+/**
+ * The descriptor of a bound dgram socket: Node's internal state (the `_handle` the deprecated getter
+ * returns, reached without its warning), else `_handle.fd`. Undefined when neither gives a number
+ * (another platform or Node version): the caller falls back to the JS engine.
+ */
+export function socketFd(socket: Socket): number | undefined {
+  const record = socket as unknown as Record<symbol, unknown>;
+  for (const sym of Object.getOwnPropertySymbols(socket)) {
+    const state = record[sym] as { handle?: { fd?: unknown } } | undefined;
+    if (state === null || typeof state !== 'object' || state.handle === undefined) continue;
+    const fd = state.handle?.fd;
+    if (typeof fd === 'number' && fd >= 0) return fd;
+  }
+  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  const fd = handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** Polling period for the end of a native window (the JS engine's drain polls every 10 ms). */
+const POLL_MS = 5;
+
+/** Runs one window on `handle` and turns its counters into the JS engine's WindowReport. */
+export function runNativeWindow(
+  handle: LoadGenHandle,
+  trial: number,
+  ratePps: number,
+  durationMs: number,
+): Promise<WindowReport> {
+  handle.start(trial >>> 0, ratePps, durationMs);
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      try {
+        if (!handle.done()) {
+          setTimeout(poll, POLL_MS);
+          return;
+        }
+        const counters = new Float64Array(NATIVE_COUNTERS.length);
+        const buckets = new Float64Array(BUCKET_COUNT);
+        handle.result(counters, buckets);
+        const c = (name: NativeCounter): number => counters[NATIVE_COUNTERS.indexOf(name)]!;
+        const latency: HistogramSnapshot = {
+          counts: buckets,
+          total: c('histTotal'),
+          min: c('histMin'),
+          max: c('histMax'),
+          sum: c('histSum'),
+        };
+        resolve({
+          trial,
+          sendMs: c('sendMs'),
+          drainMs: c('drainMs'),
+          offered: c('offered'),
+          sent: c('sent'),
+          skipped: c('skipped'),
+          sendErrors: c('sendErrors'),
+          received: c('received'),
+          forwarded: 0,
+          stray: c('stray'),
+          late: c('late'),
+          cpuSec: c('cpuSec') < 0 ? undefined : c('cpuSec'),
+          latency,
+          jitterSumNs: c('jitterSum'),
+          jitterFlows: c('jitterFlows'),
+          jitterMaxNs: c('jitterMax'),
+        });
+      } catch (err) {
+        reject(err as Error);
+      }
+    };
+    setTimeout(poll, Math.min(POLL_MS, Math.max(0, durationMs)));
+  });
+}
