@@ -138,7 +138,8 @@ export class Engine {
 
   private openNativePeer(native: LoadGenHandle): Peer {
     const port = native.openPeer(this.config.peerIp, this.config.sockBufBytes);
-    if (port <= 0) throw new Error(`native engine: cannot bind a peer socket on ${this.config.peerIp} (${port})`);
+    if (port <= 0)
+      throw new Error(`native engine: cannot bind a peer socket on ${this.config.peerIp} (${port})`);
     const peer = new Peer(undefined);
     peer.address = this.config.peerIp;
     peer.port = port;

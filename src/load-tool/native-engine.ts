@@ -171,3 +171,112 @@ export function runNativeWindow(
     setTimeout(poll, Math.min(POLL_MS, Math.max(0, durationMs)));
   });
 }
+
+/** One trial of `directCeiling`. */
+export interface DirectTrial {
+  readonly ratePps: number;
+  readonly sentPps: number;
+  readonly receivedPps: number;
+  readonly lossPct: number;
+  /** The engine thread's CPU while sending, % of a core (undefined when not measurable). */
+  readonly cpuPct: number | undefined;
+  readonly pass: boolean;
+}
+
+export interface DirectCeiling {
+  /** Highest rate that passed: loss under the threshold and ≥ 98% of the offered rate sent. */
+  readonly bestRatePps: number;
+  readonly reachedMax: boolean;
+  readonly trials: readonly DirectTrial[];
+}
+
+export interface DirectOptions {
+  readonly allocations: number;
+  readonly size: number;
+  readonly clientIp: string;
+  readonly peerIp: string;
+  readonly sockBufBytes: number;
+  readonly durationSec: number;
+  readonly startPps: number;
+  readonly maxPps: number;
+  readonly steps: number;
+  readonly precision: number;
+  readonly lossThresholdPct: number;
+}
+
+/**
+ * `--self-test`'s second figure with the native engine: its own ceiling with no relay at all. The
+ * same number of client sockets (Node dgram sockets, connected straight to the engine's peer sockets)
+ * carry bare payloads (no TURN framing) at rates doubled from `startPps`, then bisected, as --search
+ * does. Against the bare forwarder the native engine mostly measures the forwarder (one JS thread);
+ * this is the rate the engine itself sends and receives on this machine.
+ */
+export async function directCeiling(o: DirectOptions): Promise<DirectCeiling> {
+  const loaded = loadLoadGen();
+  if ('error' in loaded) throw new Error(loaded.error);
+  const { createSocket } = await import('node:dgram');
+  const handle = new loaded.addon.LoadGen(0, o.allocations);
+  const sockets: Socket[] = [];
+  try {
+    const peers: number[] = [];
+    for (let p = 0; p < Math.min(4, o.allocations); p++) {
+      const port = handle.openPeer(o.peerIp, o.sockBufBytes);
+      if (port <= 0) throw new Error(`native engine: cannot bind a peer socket (${port})`);
+      peers.push(port);
+    }
+    const template = Buffer.alloc(o.size);
+    for (let i = 0; i < o.size; i++) template[i] = (i * 31 + 7) & 0xff;
+    for (let i = 0; i < o.allocations; i++) {
+      const s = createSocket(o.clientIp.includes(':') ? 'udp6' : 'udp4');
+      sockets.push(s);
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.bind(0, o.clientIp, () => s.connect(peers[i % peers.length]!, o.peerIp, () => resolve()));
+      });
+      s.on('error', () => {});
+      if (o.sockBufBytes > 0) s.setSendBufferSize(o.sockBufBytes);
+      const fd = socketFd(s);
+      if (fd === undefined) throw new Error('no descriptor on Node dgram sockets');
+      handle.addFlow(i, fd, template, 0);
+    }
+    const trials: DirectTrial[] = [];
+    let best = 0;
+    let lowestFail: number | undefined;
+    let rate = Math.max(1, Math.round(o.startPps));
+    let reachedMax = false;
+    for (let step = 0; step < o.steps; step++) {
+      const r = await runNativeWindow(handle, step + 1, rate, o.durationSec * 1000);
+      const sec = r.sendMs / 1000;
+      const lossPct = r.sent === 0 ? 0 : Math.max(0, ((r.sent - r.received) / r.sent) * 100);
+      const pass = lossPct < o.lossThresholdPct && r.sent >= 0.98 * r.offered;
+      trials.push({
+        ratePps: rate,
+        sentPps: sec > 0 ? r.sent / sec : 0,
+        receivedPps: sec > 0 ? r.received / sec : 0,
+        lossPct,
+        cpuPct: r.cpuSec === undefined || sec <= 0 ? undefined : (r.cpuSec / sec) * 100,
+        pass,
+      });
+      if (pass) best = Math.max(best, rate);
+      else lowestFail = lowestFail === undefined ? rate : Math.min(lowestFail, rate);
+      let next: number;
+      if (lowestFail === undefined) {
+        if (rate >= o.maxPps) {
+          reachedMax = true;
+          break;
+        }
+        next = Math.min(o.maxPps, rate * 2);
+      } else {
+        if (lowestFail - best <= o.precision * lowestFail) break;
+        next = best === 0 ? lowestFail / 2 : (best + lowestFail) / 2;
+      }
+      next = Math.max(1, Math.round(next));
+      if (next === rate) break;
+      rate = next;
+    }
+    return { bestRatePps: best, reachedMax, trials };
+  } finally {
+    handle.close();
+    for (const s of sockets) s.close();
+  }
+}

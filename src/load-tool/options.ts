@@ -318,7 +318,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
   const direction = oneOf(values.direction, 'direction', ['c2p', 'p2c', 'echo'] as const, 'c2p');
   const engine = oneOf(values.engine, 'engine', ['js', 'native', 'auto'] as const, 'auto');
   const unsupported = nativeUnsupported(direction);
-  if (engine === 'native' && unsupported !== undefined) throw new UsageError(`--engine native: ${unsupported}`);
+  if (engine === 'native' && unsupported !== undefined)
+    throw new UsageError(`--engine native: ${unsupported}`);
 
   return {
     mode,
