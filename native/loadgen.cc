@@ -19,14 +19,16 @@
  *       spread round-robin over the allocations, one sendmmsg per client socket (≤ SEND_BATCH
  *       datagrams a call, each an iovec of [template head | 24-byte payload header | filler], so
  *       nothing is copied but the header);
- *     between ticks: epoll_pwait2 on the peer sockets, recvmmsg batches of RECV_BATCH with
- *       MSG_TRUNC into RECV_SNAP bytes each (the payload header is all the accounting reads);
+ *     then sleep to the next tick and read every ready peer socket (epoll_wait without waiting),
+ *       recvmmsg batches of RECV_BATCH with MSG_TRUNC into RECV_SNAP bytes each (the payload header
+ *       is all the accounting reads) and each datagram's kernel receive time (SO_TIMESTAMPNS);
  *   then drain: receive until nothing arrived for QUIET_NS, at most DRAIN_MAX_NS.
  *
  * A received datagram is: stray (shorter than the payload header, no magic, or an allocation this
  * engine did not send), late (an earlier window's trial) or received (latency into the same
  * log-linear histogram as hdr.ts, RFC 3550 jitter per allocation). Clocks: CLOCK_MONOTONIC, the
- * clock process.hrtime.bigint() reads, once per send batch and once per receive batch.
+ * clock process.hrtime.bigint() reads, once per send batch; a datagram's arrival is its kernel
+ * receive timestamp (CLOCK_REALTIME, moved to CLOCK_MONOTONIC with an offset read every tick).
  *
  * Bounds: every length is checked at the N-API edge; loops run to the end of the window (or the
  * stop flag) plus at most DRAIN_MAX_NS, and each inner loop has a fixed cap. The JS thread and the
@@ -39,6 +41,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -51,6 +54,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 
 namespace turnpike {
 namespace {
@@ -72,11 +79,15 @@ constexpr int64_t QUIET_NS = 200000000;
 constexpr int64_t DRAIN_MAX_NS = 1000000000;
 
 constexpr int SEND_BATCH = 64;
+/* UDP GSO: segments per message (the kernel's UDP_MAX_SEGMENTS is at least 64) and payload bytes. */
+constexpr size_t GSO_MAX_SEGMENTS = 64;
+constexpr size_t GSO_MAX_BYTES = 60000;
 constexpr int RECV_BATCH = 64;
 /* Bytes of each received datagram copied out: the payload header (MSG_TRUNC gives the length). */
 constexpr size_t RECV_SNAP = 32;
-/* recvmmsg calls per ready socket per epoll round, so one busy socket cannot starve the sender. */
-constexpr int RECV_ROUNDS = 8;
+/* recvmmsg calls per ready socket per tick (what is left waits for the next tick), so one busy
+ * socket cannot starve the sender. */
+constexpr int RECV_ROUNDS = 32;
 constexpr int MAX_EVENTS = 64;
 constexpr size_t MAX_PEERS = 4096;
 constexpr size_t MAX_FLOWS = 1 << 20;
@@ -170,6 +181,7 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
                            InstanceMethod("result", &LoadGen::Result),
                            InstanceMethod("stop", &LoadGen::Stop),
                            InstanceMethod("close", &LoadGen::Close),
+                           InstanceMethod("gso", &LoadGen::Gso),
                        });
   }
 
@@ -189,6 +201,12 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     }
     first_flow_ = uint32_t(first);
     slot_.assign(size_t(slots), -1);
+    int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) {
+      int seg = 1200;
+      gso_ = setsockopt(probe, SOL_UDP, UDP_SEGMENT, &seg, sizeof seg) == 0;
+      close(probe);
+    }
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) {
       Napi::Error::New(env, std::string("LoadGen: epoll_create1: ") + strerror(errno))
@@ -227,6 +245,9 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     }
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return Napi::Number::New(env, -errno);
+    int on = 1;
+    /* Receive timestamps (Receive): without them the latency is taken at the read. */
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     if (sock_buf > 0) {
       /* Capped by rmem_max/wmem_max; a refusal only leaves the default. */
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sock_buf, sizeof sock_buf);
@@ -401,6 +422,16 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     return env.Undefined();
   }
 
+  /* gso(off?): false turns UDP GSO off for good; returns whether the engine sends with it. */
+  Napi::Value Gso(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info.Length() >= 1 && info[0].IsBoolean() && !info[0].As<Napi::Boolean>().Value()) {
+      if (!Idle(env)) return env.Undefined();
+      gso_ = false;
+    }
+    return Napi::Boolean::New(env, gso_);
+  }
+
   /* stop(): ends the current window (and any later one) at its next tick, and its drain. */
   Napi::Value Stop(const Napi::CallbackInfo &info) {
     stop_.store(true, std::memory_order_relaxed);
@@ -490,20 +521,22 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
       if (t - last_arrival_ >= QUIET_NS || t - drain_start >= DRAIN_MAX_NS ||
           stop_.load(std::memory_order_relaxed))
         break;
-      Receive(std::min(t + 10 * TICK_NS, drain_start + DRAIN_MAX_NS));
+      Receive(std::min(t + TICK_NS, drain_start + DRAIN_MAX_NS));
     }
     w.drain_ms = double(now_ns() - drain_start) / 1e6;
     done_.store(true, std::memory_order_release);
   }
 
-  /* `k` datagrams of `f`, in sendmmsg calls of at most SEND_BATCH. */
+  /* `k` datagrams of `f`, SEND_BATCH at a time: as UDP GSO messages while the kernel takes them,
+   * else one sendmmsg entry each. */
   void SendFlow(Flow &f, uint64_t k) {
-    Window &w = window_;
     uint8_t *base = f.tmpl.data();
     const size_t len = f.tmpl.size();
     const size_t head = f.off;
     const size_t tail_at = head + PAYLOAD_HEADER_BYTES;
     const size_t tail = len - tail_at;
+    /* iovecs per datagram: [template head] payload header [template tail], contiguous in iov_. */
+    const int per = (head > 0 ? 1 : 0) + 1 + (tail > 0 ? 1 : 0);
     while (k > 0) {
       const int count = k > uint64_t(SEND_BATCH) ? SEND_BATCH : int(k);
       const uint64_t stamp = uint64_t(now_ns());
@@ -515,76 +548,163 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
         put32(h + 12, f.seq++);
         put32(h + 16, uint32_t(stamp >> 32));
         put32(h + 20, uint32_t(stamp));
-        iovec *v = &iov_[3 * j];
-        int iovs = 0;
-        if (head > 0) v[iovs++] = {base, head};
-        v[iovs++] = {h, PAYLOAD_HEADER_BYTES};
-        if (tail > 0) v[iovs++] = {base + tail_at, tail};
-        memset(&smsg_[j], 0, sizeof smsg_[j]);
-        smsg_[j].msg_hdr.msg_iov = v;
-        smsg_[j].msg_hdr.msg_iovlen = size_t(iovs);
+        iovec *v = &iov_[per * j];
+        int i = 0;
+        if (head > 0) v[i++] = {base, head};
+        v[i++] = {h, PAYLOAD_HEADER_BYTES};
+        if (tail > 0) v[i++] = {base + tail_at, tail};
       }
-      int at = 0;
-      /* Each call either sends some datagrams or ends the batch: at most `count` calls. */
-      for (int calls = 0; at < count && calls < count; calls++) {
-        int r = sendmmsg(f.fd, &smsg_[at], unsigned(count - at), MSG_DONTWAIT);
-        if (r > 0) {
-          at += r;
-        } else if (r < 0 && errno == EINTR) {
-          continue;
-        } else if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
-          break; /* the send buffer is full: the rest of the batch is given up (counted below) */
-        } else {
-          /* ECONNREFUSED (ICMP from a stopped server)…: counted like the JS engine's send
-           * errors; the datagram at `at` is given up and the next one tried. */
-          w.send_errors++;
-          at++;
-        }
-      }
-      if (at < count) w.send_errors += uint64_t(count - at);
+      int handled = gso_ && count > 1 ? SendGso(f.fd, count, per, len) : 0;
+      if (handled < count) SendPlain(f.fd, handled, count, per);
       k -= uint64_t(count);
     }
   }
 
-  /* Waits for the peer sockets until `until` (CLOCK_MONOTONIC ns) and reads what is ready. */
-  void Receive(int64_t until) {
-    int64_t wait = until - now_ns();
-    if (wait < 0) wait = 0;
-    epoll_event events[MAX_EVENTS];
-    timespec ts{time_t(wait / 1000000000), long(wait % 1000000000)};
-    int n;
-    if (have_pwait2_) {
-      n = epoll_pwait2(epfd_, events, MAX_EVENTS, &ts, nullptr);
-      if (n < 0 && errno == ENOSYS) {
-        have_pwait2_ = false;
-        n = 0;
-      }
-    } else {
-      n = epoll_wait(epfd_, events, MAX_EVENTS, int((wait + 999999) / 1000000));
+  /* Datagrams [from, count) of the batch in iov_, one sendmmsg entry each. */
+  void SendPlain(int fd, int from, int count, int per) {
+    Window &w = window_;
+    for (int j = from; j < count; j++) {
+      memset(&smsg_[j], 0, sizeof smsg_[j]);
+      smsg_[j].msg_hdr.msg_iov = &iov_[per * j];
+      smsg_[j].msg_hdr.msg_iovlen = size_t(per);
     }
+    int at = from;
+    /* Each call either sends some datagrams or ends the batch: at most `count` calls. */
+    for (int calls = 0; at < count && calls < count; calls++) {
+      int r = sendmmsg(fd, &smsg_[at], unsigned(count - at), MSG_DONTWAIT);
+      if (r > 0) {
+        at += r;
+      } else if (r < 0 && errno == EINTR) {
+        continue;
+      } else if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+        break; /* the send buffer is full: the rest of the batch is given up (counted below) */
+      } else {
+        /* ECONNREFUSED (ICMP from a stopped server)…: counted like the JS engine's send errors;
+         * the datagram at `at` is given up and the next one tried. */
+        w.send_errors++;
+        at++;
+      }
+    }
+    if (at < count) w.send_errors += uint64_t(count - at);
+  }
+
+  /*
+   * The batch in iov_ as UDP GSO messages (UDP_SEGMENT = the datagram length; every datagram of a
+   * flow has the same length): one pass through the IP layer and the loopback device per message
+   * instead of per datagram. The server's socket still gets separate datagrams (the kernel segments
+   * them on delivery unless the socket asked for UDP_GRO). Returns how many datagrams were handled
+   * (sent, or counted as send errors); fewer than `count` when the kernel refused GSO, which then
+   * stays off (the caller sends the rest one by one).
+   */
+  int SendGso(int fd, int count, int per, size_t len) {
+    Window &w = window_;
+    const int seg_max = int(std::min<size_t>(GSO_MAX_SEGMENTS, GSO_MAX_BYTES / len));
+    if (seg_max < 2) return 0;
+    int nmsg = 0;
+    for (int j = 0; j < count && nmsg < SEND_BATCH; nmsg++) {
+      const int seg = std::min(seg_max, count - j);
+      mmsghdr &m = smsg_[nmsg];
+      memset(&m, 0, sizeof m);
+      m.msg_hdr.msg_iov = &iov_[per * j];
+      m.msg_hdr.msg_iovlen = size_t(per * seg);
+      if (seg > 1) {
+        memset(cbuf_[nmsg], 0, sizeof cbuf_[nmsg]);
+        m.msg_hdr.msg_control = cbuf_[nmsg];
+        m.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        cmsghdr *c = CMSG_FIRSTHDR(&m.msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        const uint16_t size = uint16_t(len);
+        memcpy(CMSG_DATA(c), &size, sizeof size);
+      }
+      segs_[nmsg] = seg;
+      j += seg;
+    }
+    int done = 0;
+    int at = 0;
+    for (int calls = 0; at < nmsg && calls < nmsg; calls++) {
+      int r = sendmmsg(fd, &smsg_[at], unsigned(nmsg - at), MSG_DONTWAIT);
+      if (r > 0) {
+        for (int i = 0; i < r; i++) done += segs_[at + i];
+        at += r;
+      } else if (r < 0 && errno == EINTR) {
+        continue;
+      } else if (r < 0 && segs_[at] > 1 && (errno == EIO || errno == EINVAL || errno == EMSGSIZE)) {
+        gso_ = false; /* the kernel or the route does not do GSO: the rest one by one */
+        return done;
+      } else if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+        break;
+      } else {
+        w.send_errors += uint64_t(segs_[at]);
+        done += segs_[at];
+        at++;
+      }
+    }
+    if (done < count) w.send_errors += uint64_t(count - done);
+    return count;
+  }
+
+  /*
+   * Sleeps until `until` (CLOCK_MONOTONIC ns), then reads what the peer sockets hold. The thread does
+   * not wake per datagram (a relay that sends one datagram per sendmsg would cost it a context switch
+   * each): it reads once per tick, whole recvmmsg batches, and takes each datagram's arrival time
+   * from the kernel's receive timestamp (SO_TIMESTAMPNS), so the latency is not the tick's.
+   */
+  void Receive(int64_t until) {
+    if (until > now_ns()) {
+      timespec ts{time_t(until / 1000000000), long(until % 1000000000)};
+      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+      }
+    }
+    /* CLOCK_REALTIME (the receive timestamps' clock) minus CLOCK_MONOTONIC, read back to back. */
+    timespec rt, mt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mt);
+    realtime_offset_ = (int64_t(rt.tv_sec) - int64_t(mt.tv_sec)) * 1000000000 + (rt.tv_nsec - mt.tv_nsec);
+    epoll_event events[MAX_EVENTS];
+    int n = epoll_wait(epfd_, events, MAX_EVENTS, 0);
     for (int i = 0; i < n; i++) ReadPeer(events[i].data.fd);
   }
 
   void ReadPeer(int fd) {
     Window &w = window_;
-    for (int j = 0; j < RECV_BATCH; j++) {
-      riov_[j] = {rbuf_[j], RECV_SNAP};
-      memset(&rmsg_[j], 0, sizeof rmsg_[j]);
-      rmsg_[j].msg_hdr.msg_iov = &riov_[j];
-      rmsg_[j].msg_hdr.msg_iovlen = 1;
-    }
     for (int round = 0; round < RECV_ROUNDS; round++) {
+      for (int j = 0; j < RECV_BATCH; j++) {
+        riov_[j] = {rbuf_[j], RECV_SNAP};
+        memset(&rmsg_[j], 0, sizeof rmsg_[j]);
+        rmsg_[j].msg_hdr.msg_iov = &riov_[j];
+        rmsg_[j].msg_hdr.msg_iovlen = 1;
+        rmsg_[j].msg_hdr.msg_control = rctl_[j];
+        rmsg_[j].msg_hdr.msg_controllen = sizeof rctl_[j];
+      }
       int r = recvmmsg(fd, rmsg_, RECV_BATCH, MSG_DONTWAIT | MSG_TRUNC, nullptr);
       if (r <= 0) return;
       const int64_t t = now_ns();
-      for (int j = 0; j < r; j++) Arrive(rbuf_[j], rmsg_[j].msg_len, t);
+      for (int j = 0; j < r; j++) Arrive(rbuf_[j], rmsg_[j].msg_len, t, KernelTime(rmsg_[j].msg_hdr, t));
       received_now_.store(w.received, std::memory_order_relaxed);
       if (r < RECV_BATCH) return;
     }
   }
 
-  /* One datagram at a peer socket: its first min(len, RECV_SNAP) bytes at `p`, its length `len`. */
-  void Arrive(const uint8_t *p, unsigned len, int64_t t) {
+  /* The datagram's receive timestamp on CLOCK_MONOTONIC, or `fallback` (the read time) without one. */
+  int64_t KernelTime(msghdr &m, int64_t fallback) const {
+    for (cmsghdr *c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
+          c->cmsg_len < CMSG_LEN(sizeof(timespec)))
+        continue;
+      timespec ts;
+      memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      int64_t k = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec - realtime_offset_;
+      /* A timestamp after the read, or more than a second before it, is not believed. */
+      return k <= fallback && fallback - k < 1000000000 ? k : fallback;
+    }
+    return fallback;
+  }
+
+  /* One datagram at a peer socket: its first min(len, RECV_SNAP) bytes at `p`, its length `len`,
+   * read at `t`, received by the kernel at `rx` (both CLOCK_MONOTONIC ns). */
+  void Arrive(const uint8_t *p, unsigned len, int64_t t, int64_t rx) {
     Window &w = window_;
     if (len < PAYLOAD_HEADER_BYTES || get32(p) != PAYLOAD_MAGIC) {
       w.stray++;
@@ -601,7 +721,7 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     }
     Flow &f = flows_[size_t(slot_[local])];
     uint64_t sent = (uint64_t(get32(p + 16)) << 32) | get32(p + 20);
-    double transit = double(t) - double(sent);
+    double transit = double(rx) - double(sent);
     last_arrival_ = t;
     w.received++;
     uint64_t v = transit > 0 ? uint64_t(transit) : 0;
@@ -623,7 +743,8 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
   size_t template_bytes_ = 0;
   std::vector<int> peers_;
   int epfd_ = -1;
-  bool have_pwait2_ = true;
+  /* UDP GSO: the kernel takes UDP_SEGMENT (probed at construction) and gso(false) was not called. */
+  bool gso_ = false;
 
   std::thread thread_;
   std::atomic<bool> stop_{false};
@@ -640,7 +761,11 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
   uint8_t hdr_[SEND_BATCH][PAYLOAD_HEADER_BYTES];
   iovec iov_[3 * SEND_BATCH];
   mmsghdr smsg_[SEND_BATCH];
+  int segs_[SEND_BATCH];
+  alignas(cmsghdr) uint8_t cbuf_[SEND_BATCH][CMSG_SPACE(sizeof(uint16_t))];
   uint8_t rbuf_[RECV_BATCH][RECV_SNAP];
+  alignas(cmsghdr) uint8_t rctl_[RECV_BATCH][CMSG_SPACE(sizeof(timespec))];
+  int64_t realtime_offset_ = 0;
   iovec riov_[RECV_BATCH];
   mmsghdr rmsg_[RECV_BATCH];
 };

@@ -165,6 +165,7 @@ export class Engine {
     const loaded = loadLoadGen();
     if ('error' in loaded) throw new Error(loaded.error); // resolveEngine has just loaded it
     this.native = new loaded.addon.LoadGen(c.firstFlow, Math.max(1, c.flowCount));
+    if (!c.gso) this.native.gso(false);
     this.engineName = 'native';
   }
 
@@ -281,7 +282,8 @@ export class Engine {
     if (c.keepaliveSec > 0 && ready.length > 0) {
       this.keepalive = setInterval(() => refreshFlows(c, this.active), c.keepaliveSec * 1000);
     }
-    return { ...report, engine: this.engineName, engineNote: this.engineNote };
+    const gso = this.native?.gso() ?? false;
+    return { ...report, engine: this.engineName, engineNote: this.engineNote, gso };
   }
 
   // ---- hot path: sending ------------------------------------------------------------------------

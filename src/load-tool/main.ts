@@ -102,6 +102,8 @@ interface Output {
   engine: {
     requested: BenchOptions['engine'];
     used: SetupSummary['engine'] | undefined;
+    /** The native engine sends with UDP GSO. */
+    gso: boolean;
     note: string | undefined;
   };
   selfTest?: {
@@ -166,7 +168,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       cpus: cpus().length,
     },
     config: {},
-    engine: { requested: options.engine, used: undefined, note: undefined },
+    engine: { requested: options.engine, used: undefined, note: undefined, gso: false },
     interrupted: false,
   };
 
@@ -220,7 +222,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const setup = await bench.start();
     out.setup = setup;
-    out.engine = { requested: o.engine, used: setup.engine, note: setup.engineNote };
+    out.engine = { requested: o.engine, used: setup.engine, note: setup.engineNote, gso: setup.gso };
     log(formatSetup(setup));
     if (setup.active === 0) {
       out.error = 'no allocation could be set up';

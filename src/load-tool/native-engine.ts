@@ -53,6 +53,8 @@ export interface LoadGenHandle {
   result(counters: Float64Array, buckets: Float64Array): void;
   stop(): void;
   close(): void;
+  /** false: no UDP GSO from now on. Returns whether the engine sends with GSO (the kernel takes it). */
+  gso(on?: boolean): boolean;
 }
 
 interface LoadGenAddon {

@@ -31,6 +31,8 @@ Load
                              c2p only, several times the packet rate), or auto (default: native when
                              the addon is built and the workload is c2p, else js); the report says
                              which ran
+  --no-gso                   native engine: one datagram per sendmmsg entry, not UDP GSO (default:
+                             GSO when the kernel takes it; the server still receives single datagrams)
   --peers N                  peer sockets per worker (default: min(4, its allocations))
 
 Modes
@@ -94,6 +96,7 @@ export interface BenchOptions {
   readonly durationSec: number;
   readonly workers: number;
   readonly engine: EngineChoice;
+  readonly gso: boolean;
   readonly peersPerWorker: number | undefined;
   readonly search: SearchOptions;
   readonly metricsUrl: string | undefined;
@@ -200,6 +203,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       duration: { type: 'string' },
       workers: { type: 'string' },
       engine: { type: 'string' },
+      'no-gso': { type: 'boolean', default: false },
       peers: { type: 'string' },
       search: { type: 'boolean', default: false },
       'search-start': { type: 'string' },
@@ -334,6 +338,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     durationSec: num(values.duration, 'duration', isSearch ? 2 : 5, 0, 24 * 3600),
     workers,
     engine,
+    gso: !values['no-gso'],
     peersPerWorker: values.peers === undefined ? undefined : int(values.peers, 'peers', 4, 1, 1024),
     search,
     metricsUrl,

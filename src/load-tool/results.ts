@@ -29,6 +29,8 @@ export interface SetupSummary {
   readonly engine: EngineName | 'mixed';
   /** Why the native engine did not run, when it was asked for (`auto`) and did not. */
   readonly engineNote: string | undefined;
+  /** Every worker's native engine sends with UDP GSO. */
+  readonly gso: boolean;
   readonly requested: number;
   readonly sockets: PhaseSummary;
   readonly allocate: PhaseSummary;
@@ -60,6 +62,7 @@ export function mergeSetup(requested: number, reports: readonly SetupReport[]): 
   return {
     engine: engines.size === 1 && only !== undefined ? only : engines.size === 0 ? 'js' : 'mixed',
     engineNote: reports.find((r) => r.engineNote !== undefined)?.engineNote,
+    gso: reports.length > 0 && reports.every((r) => r.gso),
     requested,
     sockets: mergePhase(reports.map((r) => r.sockets)),
     allocate: mergePhase(reports.map((r) => r.allocate)),

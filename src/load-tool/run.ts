@@ -66,6 +66,7 @@ function engineConfigs(o: BenchOptions, server: BenchOptions['server']): EngineC
     sockBufBytes: o.sockBufBytes,
     keepaliveSec: 240,
     engine: o.engine,
+    gso: o.gso,
   }));
 }
 

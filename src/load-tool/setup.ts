@@ -98,7 +98,7 @@ function sendIndicationHead(config: EngineConfig, f: Flow): Buffer {
  */
 export async function setUpFlows(
   ctx: SetupContext,
-): Promise<{ report: Omit<SetupReport, 'engine' | 'engineNote'>; ready: Flow[] }> {
+): Promise<{ report: Omit<SetupReport, 'engine' | 'engineNote' | 'gso'>; ready: Flow[] }> {
   const c = ctx.config;
   const allocate = new PhaseTracker();
   const permission = new PhaseTracker();
@@ -163,7 +163,7 @@ export async function setUpFlows(
     for (const f of ready) f.sendHead = sendIndicationHead(c, f);
   }
   for (const f of ready) f.active = true;
-  const report: Omit<SetupReport, 'engine' | 'engineNote'> = {
+  const report: Omit<SetupReport, 'engine' | 'engineNote' | 'gso'> = {
     sockets: ctx.sockets.report(),
     allocate: allocate.report(),
     permission: permission.report(),

@@ -40,6 +40,8 @@ export interface EngineConfig {
   readonly keepaliveSec: number;
   /** The traffic engine asked for (native-engine.ts): js, native, or auto (native when it can). */
   readonly engine: EngineChoice;
+  /** The native engine may send with UDP GSO (when the kernel takes it). */
+  readonly gso: boolean;
 }
 
 /** Outcome of one setup phase (Allocate, CreatePermission or ChannelBind) in one engine. */
@@ -59,6 +61,8 @@ export interface SetupReport {
   /** The traffic engine this worker runs, and why not the native one when it was asked for. */
   readonly engine: EngineName;
   readonly engineNote: string | undefined;
+  /** The native engine sends with UDP GSO. */
+  readonly gso: boolean;
   readonly sockets: PhaseReport;
   readonly allocate: PhaseReport;
   readonly permission: PhaseReport;

@@ -236,6 +236,7 @@ t.test('merging setup and window reports', async (t) => {
     {
       engine: 'native',
       engineNote: undefined,
+      gso: true,
       sockets: phase(2, 2, 0, 1),
       allocate: phase(2, 1, 0, 1e9, { '401': 1 }),
       permission: phase(1, 1, 1e9, 2e9),
@@ -249,6 +250,7 @@ t.test('merging setup and window reports', async (t) => {
     {
       engine: 'js',
       engineNote: 'no descriptor',
+      gso: false,
       sockets: phase(1, 1, 0, 1),
       allocate: phase(1, 1, 0, 2e9, { '401': 2, timeout: 1 }),
       permission: phase(1, 1, 2e9, 3e9),
