@@ -1,7 +1,9 @@
 /*
- * turnpike-bench's native traffic engine: the client→peer (c2p) windows of the load tool, paced
- * and counted exactly as the JS engine (src/load-tool/engine.ts) does, without a JS call, a Buffer
- * or a libuv round per packet.
+ * turnpike-bench's native traffic engine: the client→peer (c2p) and peer→client (p2c) windows of
+ * the load tool, paced and counted exactly as the JS engine (src/load-tool/engine.ts) does, without
+ * a JS call, a Buffer or a libuv round per packet. (Below, c2p; for p2c the peer sockets send the
+ * bare payload to each allocation's relay address, and the client sockets, which JS stops reading
+ * for the window, are read and unframed: ChannelData, or a Data indication's DATA attribute.)
  *
  * What JS hands over (after it has set the allocations up over TURN in JS):
  *  - per allocation, the descriptor of its connected client socket (a Node dgram socket; Node keeps
@@ -84,11 +86,16 @@ constexpr size_t GSO_MAX_SEGMENTS = 64;
 constexpr size_t GSO_MAX_BYTES = 60000;
 constexpr int RECV_BATCH = 64;
 /* Bytes of each received datagram copied out: the payload header (MSG_TRUNC gives the length). */
-constexpr size_t RECV_SNAP = 32;
+constexpr size_t RECV_SNAP = 128; /* p2c: a Data indication's XOR-PEER-ADDRESS and DATA header first */
 /* recvmmsg calls per ready socket per tick (what is left waits for the next tick), so one busy
  * socket cannot starve the sender. */
 constexpr int RECV_ROUNDS = 32;
 constexpr int MAX_EVENTS = 64;
+/* epoll data of a client socket read by the engine (p2c); a peer socket's is its bare descriptor. */
+constexpr uint64_t CLIENT_SOURCE = uint64_t(1) << 32;
+/* TURN framing the client sockets receive (p2c). */
+constexpr uint16_t DATA_INDICATION = 0x0017; /* method Data (0x007), class indication */
+constexpr uint16_t ATTR_DATA = 0x0013;
 constexpr size_t MAX_PEERS = 4096;
 constexpr size_t MAX_FLOWS = 1 << 20;
 constexpr size_t MAX_TEMPLATE_BYTES = 65535;
@@ -153,6 +160,10 @@ struct Flow {
   int fd = -1;         /* Node's connected client socket: never closed here */
   std::vector<uint8_t> tmpl;
   uint32_t off = 0;    /* payload header offset in the template */
+  /* p2c: the peer socket (index in peers_) that sends to the relay address; −1 for c2p. */
+  int peer = -1;
+  sockaddr_storage relay{};
+  socklen_t relay_len = 0;
   uint32_t seq = 0;
   double last_transit = 0;
   bool has_last = false;
@@ -262,7 +273,7 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
-    ev.data.fd = fd;
+    ev.data.u64 = uint32_t(fd);
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
       int e = errno;
       close(fd);
@@ -273,7 +284,11 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     return Napi::Number::New(env, port);
   }
 
-  /* addFlow(index, fd, template, payloadOffset): throws when the arguments do not fit. */
+  /*
+   * addFlow(index, fd, template, payloadOffset[, peer, relayAddress, relayPort]): throws when the
+   * arguments do not fit. With the last three the allocation runs p2c: peer socket `peer` sends the
+   * template to the relay address, and the client socket `fd` is read (JS must have stopped reading it).
+   */
   Napi::Value AddFlow(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBuffer() ||
@@ -309,6 +324,43 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
       return env.Undefined();
     }
     Flow f;
+    if (info.Length() >= 7) {
+      if (!info[4].IsNumber() || !info[5].IsString() || !info[6].IsNumber()) {
+        Napi::TypeError::New(env, "addFlow: peer, relayAddress, relayPort").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      double peer_index = info[4].As<Napi::Number>().DoubleValue();
+      double relay_port = info[6].As<Napi::Number>().DoubleValue();
+      std::string relay = info[5].As<Napi::String>().Utf8Value();
+      auto *r4 = reinterpret_cast<sockaddr_in *>(&f.relay);
+      auto *r6 = reinterpret_cast<sockaddr_in6 *>(&f.relay);
+      bool ok = peer_index >= 0 && peer_index < double(peers_.size()) && peer_index == std::floor(peer_index) &&
+                relay_port >= 1 && relay_port <= 65535 && relay_port == std::floor(relay_port);
+      if (ok && inet_pton(AF_INET, relay.c_str(), &r4->sin_addr) == 1) {
+        r4->sin_family = AF_INET;
+        r4->sin_port = htons(uint16_t(relay_port));
+        f.relay_len = sizeof *r4;
+      } else if (ok && inet_pton(AF_INET6, relay.c_str(), &r6->sin6_addr) == 1) {
+        r6->sin6_family = AF_INET6;
+        r6->sin6_port = htons(uint16_t(relay_port));
+        f.relay_len = sizeof *r6;
+      } else {
+        Napi::RangeError::New(env, "addFlow: bad peer index or relay address").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      epoll_event ev;
+      memset(&ev, 0, sizeof ev);
+      ev.events = EPOLLIN;
+      ev.data.u64 = CLIENT_SOURCE | uint32_t(fd);
+      if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST) {
+        Napi::Error::New(env, std::string("addFlow: epoll_ctl: ") + strerror(errno)).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      /* Arrival times from the kernel, as on the peer sockets (Node's reads ignore the cmsg). */
+      int on = 1;
+      setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+      f.peer = int(peer_index);
+    }
     f.index = uint32_t(index);
     f.fd = fd;
     f.tmpl.assign(tmpl.Data(), tmpl.Data() + n);
@@ -554,17 +606,23 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
         v[i++] = {h, PAYLOAD_HEADER_BYTES};
         if (tail > 0) v[i++] = {base + tail_at, tail};
       }
-      int handled = gso_ && count > 1 ? SendGso(f.fd, count, per, len) : 0;
-      if (handled < count) SendPlain(f.fd, handled, count, per);
+      /* c2p: the connected client socket; p2c: the peer socket, to the relay address. */
+      const int fd = f.peer < 0 ? f.fd : peers_[size_t(f.peer)];
+      sockaddr *name = f.peer < 0 ? nullptr : reinterpret_cast<sockaddr *>(&f.relay);
+      const socklen_t namelen = f.peer < 0 ? 0 : f.relay_len;
+      int handled = gso_ && count > 1 ? SendGso(fd, name, namelen, count, per, len) : 0;
+      if (handled < count) SendPlain(fd, name, namelen, handled, count, per);
       k -= uint64_t(count);
     }
   }
 
   /* Datagrams [from, count) of the batch in iov_, one sendmmsg entry each. */
-  void SendPlain(int fd, int from, int count, int per) {
+  void SendPlain(int fd, sockaddr *name, socklen_t namelen, int from, int count, int per) {
     Window &w = window_;
     for (int j = from; j < count; j++) {
       memset(&smsg_[j], 0, sizeof smsg_[j]);
+      smsg_[j].msg_hdr.msg_name = name;
+      smsg_[j].msg_hdr.msg_namelen = namelen;
       smsg_[j].msg_hdr.msg_iov = &iov_[per * j];
       smsg_[j].msg_hdr.msg_iovlen = size_t(per);
     }
@@ -596,7 +654,7 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
    * (sent, or counted as send errors); fewer than `count` when the kernel refused GSO, which then
    * stays off (the caller sends the rest one by one).
    */
-  int SendGso(int fd, int count, int per, size_t len) {
+  int SendGso(int fd, sockaddr *name, socklen_t namelen, int count, int per, size_t len) {
     Window &w = window_;
     const int seg_max = int(std::min<size_t>(GSO_MAX_SEGMENTS, GSO_MAX_BYTES / len));
     if (seg_max < 2) return 0;
@@ -605,6 +663,8 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
       const int seg = std::min(seg_max, count - j);
       mmsghdr &m = smsg_[nmsg];
       memset(&m, 0, sizeof m);
+      m.msg_hdr.msg_name = name;
+      m.msg_hdr.msg_namelen = namelen;
       m.msg_hdr.msg_iov = &iov_[per * j];
       m.msg_hdr.msg_iovlen = size_t(per * seg);
       if (seg > 1) {
@@ -664,10 +724,12 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     realtime_offset_ = (int64_t(rt.tv_sec) - int64_t(mt.tv_sec)) * 1000000000 + (rt.tv_nsec - mt.tv_nsec);
     epoll_event events[MAX_EVENTS];
     int n = epoll_wait(epfd_, events, MAX_EVENTS, 0);
-    for (int i = 0; i < n; i++) ReadPeer(events[i].data.fd);
+    for (int i = 0; i < n; i++)
+      ReadPeer(int(uint32_t(events[i].data.u64)), (events[i].data.u64 & CLIENT_SOURCE) != 0);
   }
 
-  void ReadPeer(int fd) {
+  /* Reads a peer socket (c2p: bare payloads) or a client socket (p2c: ChannelData, Data indications). */
+  void ReadPeer(int fd, bool client) {
     Window &w = window_;
     for (int round = 0; round < RECV_ROUNDS; round++) {
       for (int j = 0; j < RECV_BATCH; j++) {
@@ -681,7 +743,12 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
       int r = recvmmsg(fd, rmsg_, RECV_BATCH, MSG_DONTWAIT | MSG_TRUNC, nullptr);
       if (r <= 0) return;
       const int64_t t = now_ns();
-      for (int j = 0; j < r; j++) Arrive(rbuf_[j], rmsg_[j].msg_len, t, KernelTime(rmsg_[j].msg_hdr, t));
+      for (int j = 0; j < r; j++) {
+        const unsigned len = rmsg_[j].msg_len;
+        const int64_t rx = KernelTime(rmsg_[j].msg_hdr, t);
+        if (client) Unframe(rbuf_[j], len, t, rx);
+        else Arrive(rbuf_[j], len, len < RECV_SNAP ? len : unsigned(RECV_SNAP), t, rx);
+      }
       received_now_.store(w.received, std::memory_order_relaxed);
       if (r < RECV_BATCH) return;
     }
@@ -702,11 +769,41 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     return fallback;
   }
 
-  /* One datagram at a peer socket: its first min(len, RECV_SNAP) bytes at `p`, its length `len`,
-   * read at `t`, received by the kernel at `rx` (both CLOCK_MONOTONIC ns). */
-  void Arrive(const uint8_t *p, unsigned len, int64_t t, int64_t rx) {
+  /* A datagram at a client socket (its first min(len, RECV_SNAP) bytes at `p`): the payload of a
+   * ChannelData message or of a Data indication's DATA attribute, else stray (a STUN response
+   * while the engine reads the socket is lost to its transaction: keep windows short of the
+   * 240 s refreshes). */
+  void Unframe(const uint8_t *p, unsigned len, int64_t t, int64_t rx) {
+    const unsigned avail = len < RECV_SNAP ? len : unsigned(RECV_SNAP);
+    if (avail >= 4 && (p[0] & 0xc0) == 0x40) {
+      const unsigned data = (unsigned(p[2]) << 8) | p[3];
+      if (4 + data <= len) {
+        Arrive(p + 4, data, avail - 4, t, rx);
+        return;
+      }
+    } else if (avail >= 20 && ((unsigned(p[0]) << 8) | p[1]) == DATA_INDICATION) {
+      unsigned off = 20;
+      while (off + 4 <= avail) {
+        const unsigned type = (unsigned(p[off]) << 8) | p[off + 1];
+        const unsigned alen = (unsigned(p[off + 2]) << 8) | p[off + 3];
+        if (type == ATTR_DATA) {
+          if (off + 4 + alen <= len) {
+            Arrive(p + off + 4, alen, avail - off - 4, t, rx);
+            return;
+          }
+          break;
+        }
+        off += 4 + ((alen + 3) & ~3u);
+      }
+    }
+    window_.stray++;
+  }
+
+  /* One payload: `len` bytes at `p` of which `avail` were read, read at `t`, received by the kernel
+   * at `rx` (both CLOCK_MONOTONIC ns). */
+  void Arrive(const uint8_t *p, unsigned len, unsigned avail, int64_t t, int64_t rx) {
     Window &w = window_;
-    if (len < PAYLOAD_HEADER_BYTES || get32(p) != PAYLOAD_MAGIC) {
+    if (len < PAYLOAD_HEADER_BYTES || avail < PAYLOAD_HEADER_BYTES || get32(p) != PAYLOAD_MAGIC) {
       w.stray++;
       return;
     }

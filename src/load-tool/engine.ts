@@ -34,6 +34,7 @@ import {
   loadLoadGen,
   resolveEngine,
   runNativeWindow,
+  setReceiving,
   socketFd,
 } from './native-engine.js';
 import {
@@ -156,6 +157,12 @@ export class Engine {
     if (engine === 'native' && sample !== undefined && socketFd(sample.socket) === undefined) {
       engine = 'js';
       reason = 'no descriptor on Node dgram sockets (socket._handle.fd)';
+    } else if (engine === 'native' && c.direction === 'p2c' && sample !== undefined) {
+      // p2c: the engine reads the client sockets, so libuv must be able to stop reading them.
+      if (!setReceiving(sample.socket, false) || !setReceiving(sample.socket, true)) {
+        engine = 'js';
+        reason = 'Node dgram handles cannot stop reading (recvStop)';
+      }
     }
     if (engine === 'js') {
       if (c.engine === 'native') throw new Error(`--engine native: ${reason ?? 'unavailable'}`);
@@ -169,12 +176,22 @@ export class Engine {
     this.engineName = 'native';
   }
 
-  /** Gives the native engine every ready allocation: client socket descriptor and packet template. */
+  /**
+   * Gives the native engine every ready allocation: client socket descriptor and packet template
+   * (c2p: what the client sends; p2c: the bare payload a peer sends to the relay address).
+   */
   private handOver(native: LoadGenHandle, ready: readonly Flow[]): void {
     const size = this.config.size;
     for (const f of ready) {
       const fd = socketFd(f.socket);
       if (fd === undefined) throw new Error(`native engine: no descriptor for allocation ${f.index}`);
+      if (this.config.direction === 'p2c') {
+        const payload = Buffer.alloc(size);
+        this.filler.copy(payload, PAYLOAD_HEADER_BYTES, PAYLOAD_HEADER_BYTES);
+        const peer = this.peers.indexOf(f.peer!);
+        native.addFlow(f.index, fd, payload, 0, peer, f.relayAddress, f.relayPort);
+        continue;
+      }
       const head = f.sendHead;
       let template: Buffer;
       if (head === undefined) {
@@ -395,7 +412,21 @@ export class Engine {
     if (this.native !== undefined) {
       // A stop() before this window ends it at once, as the JS engine's first tick does.
       if (this.stopRequested) this.native.stop();
-      return runNativeWindow(this.native, trial, ratePps, durationMs);
+      if (this.config.direction !== 'p2c') return runNativeWindow(this.native, trial, ratePps, durationMs);
+      // p2c: the engine reads the client sockets; libuv stops reading them for the window.
+      const sockets = this.active.map((f) => f.socket);
+      for (const s of sockets) setReceiving(s, false);
+      const resume = (): void => {
+        for (const s of sockets) setReceiving(s, true);
+      };
+      let window: Promise<WindowReport>;
+      try {
+        window = runNativeWindow(this.native, trial, ratePps, durationMs);
+      } catch (err) {
+        resume();
+        throw err;
+      }
+      return window.finally(resume);
     }
     const c = new WindowCounters();
     this.counters = c;

@@ -1,13 +1,14 @@
 /**
- * The native traffic engine (native/loadgen.cc, the addon's `LoadGen`): client→peer windows sent with
+ * The native traffic engine (native/loadgen.cc, the addon's `LoadGen`): c2p and p2c windows sent with
  * sendmmsg and received with recvmmsg on a native thread, so a window at several hundred thousand
  * packets/s costs the tool no JS per packet. The allocations are still set up in JS (setup.ts); the
  * engine gets each one's client socket descriptor and packet template, and opens the peer sockets
- * itself so JS can CreatePermission/ChannelBind to their ports.
+ * itself so JS can CreatePermission/ChannelBind to their ports. For p2c the engine reads the client
+ * sockets: libuv stops reading them for the window (setReceiving) and resumes after it.
  *
  * Which engine runs (`--engine`): `js` always the JS engine; `native` the native one or an error;
- * `auto` the native one when the addon loads and the workload is one it runs (c2p, either data
- * path), else the JS engine, with the reason in the report. The latency and jitter accounting is the
+ * `auto` the native one when the addon loads and the workload is one it runs (c2p or p2c, either
+ * data path; not echo), else the JS engine, with the reason in the report. The latency and jitter accounting is the
  * same as the JS engine's: payload.ts header, hdr.ts buckets, RFC 3550 jitter.
  */
 import type { Socket } from 'node:dgram';
@@ -44,8 +45,19 @@ type NativeCounter = (typeof NATIVE_COUNTERS)[number];
 export interface LoadGenHandle {
   /** A peer socket bound to address:0: its port, or −errno. */
   openPeer(address: string, sockBuf: number): number;
-  /** One allocation: its global index, connected client socket, template, payload header offset. */
-  addFlow(index: number, fd: number, template: Buffer, payloadOffset: number): void;
+  /**
+   * One allocation: its global index, connected client socket, template, payload header offset; for
+   * p2c also the peer socket (index in openPeer order) that sends the template to the relay address.
+   */
+  addFlow(
+    index: number,
+    fd: number,
+    template: Buffer,
+    payloadOffset: number,
+    peer?: number,
+    relayAddress?: string,
+    relayPort?: number,
+  ): void;
   start(trial: number, ratePps: number, durationMs: number): void;
   done(): boolean;
   progress(): [sent: number, received: number];
@@ -80,7 +92,7 @@ export function loadLoadGen(): { addon: LoadGenAddon } | { error: string } {
 
 /** Why the native engine does not run `direction`, or undefined when it does. */
 export function nativeUnsupported(direction: Direction): string | undefined {
-  return direction === 'c2p' ? undefined : `the native engine runs c2p only (not ${direction})`;
+  return direction === 'echo' ? 'the native engine runs c2p and p2c, not echo' : undefined;
 }
 
 /**
@@ -117,6 +129,28 @@ export function socketFd(socket: Socket): number | undefined {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** Node's UDP handle of a dgram socket (the internal state's `handle`, else `_handle`). */
+function udpHandle(socket: Socket): { recvStart?: unknown; recvStop?: unknown } | undefined {
+  const record = socket as unknown as Record<symbol, unknown>;
+  for (const sym of Object.getOwnPropertySymbols(socket)) {
+    const state = record[sym] as { handle?: { recvStart?: unknown; recvStop?: unknown } } | undefined;
+    if (state !== null && typeof state === 'object' && typeof state.handle === 'object') return state.handle;
+  }
+  return (socket as unknown as { _handle?: { recvStart?: unknown; recvStop?: unknown } })._handle;
+}
+
+/**
+ * Stops (`on` false) or resumes libuv's reading of `socket`, so the native engine alone reads it
+ * during a p2c window. False when the handle has no recvStart/recvStop (then p2c stays on JS).
+ */
+export function setReceiving(socket: Socket, on: boolean): boolean {
+  const h = udpHandle(socket);
+  const fn = on ? h?.recvStart : h?.recvStop;
+  if (typeof fn !== 'function') return false;
+  (fn as () => number).call(h);
+  return true;
 }
 
 /** Polling period for the end of a native window (the JS engine's drain polls every 10 ms). */

@@ -28,9 +28,9 @@ Load
   --workers N                worker threads sharing the allocations (default 1)
   --engine js|native|auto    traffic engine: js (the event loop sends and receives), native (the
                              addon's engine: sendmmsg/recvmmsg on a thread of its own per worker,
-                             c2p only, several times the packet rate), or auto (default: native when
-                             the addon is built and the workload is c2p, else js); the report says
-                             which ran
+                             c2p and p2c, several times the packet rate), or auto (default: native
+                             when the addon is built and the direction is c2p or p2c, else js); the
+                             report says which ran
   --no-gso                   native engine: one datagram per sendmmsg entry, not UDP GSO (default:
                              GSO when the kernel takes it; the server still receives single datagrams)
   --peers N                  peer sockets per worker (default: min(4, its allocations))
