@@ -86,6 +86,7 @@ const ok =
     '-shared',
     'native/worker.cc',
     'native/addon.cc',
+    'native/loadgen.cc',
     join(out, 'packet.o'),
     '-o',
     join(out, 'turnpike_dataplane.node'),

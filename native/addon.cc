@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "dataplane.h"
+#include "loadgen.h"
 
 namespace turnpike {
 
@@ -682,6 +683,9 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
 
 }  // namespace turnpike
 
-static Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return turnpike::DataPlane::Init(env, exports); }
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  turnpike::InitLoadGen(env, exports); /* turnpike-bench's traffic engine */
+  return turnpike::DataPlane::Init(env, exports);
+}
 
 NODE_API_MODULE(turnpike_dataplane, InitAll)

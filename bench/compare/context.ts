@@ -155,6 +155,10 @@ export function serverArgs(ctx: Context, target: Target, s: RunningServer): stri
     String(s.child.pid),
     '--workers',
     String(ctx.options.toolWorkers),
+    // auto: the native traffic engine for the c2p rate searches (the JS engine's ~200k pkt/s capped
+    // every server), the JS engine where the native one does not run (p2c, echo).
+    '--engine',
+    ctx.options.toolEngine,
   ];
   if (target.authenticated) args.push('--user', USER, '--password', PASSWORD);
   if (s.metricsUrl !== undefined) args.push('--metrics', s.metricsUrl);

@@ -76,6 +76,8 @@ export const USAGE = `Usage: npm run bench:compare -- [options]
   --sock-buf BYTES      SO_RCVBUF/SO_SNDBUF for turnpike (--sock-buf-size) and the forwarder; default
                         4194304, what coturn sets on its listener (capped by rmem_max); 0: OS default
   --tool-workers N      worker threads of the load tool (default 1: it has one CPU of its own)
+  --tool-engine E       the load tool's --engine: auto (default: the native traffic engine where it
+                        runs, c2p), js or native
   --pin auto|off        pin the tool and the one-thread servers to separate CPUs (default auto)
   --out DIR             where compare-<date>.json/.md go (default bench/results)
   --baseline            also write bench/results/baseline-compare.json and .md
@@ -103,6 +105,7 @@ export interface Options {
   readonly cpuRatePps: number;
   readonly sockBufBytes: number;
   readonly toolWorkers: number;
+  readonly toolEngine: 'js' | 'native' | 'auto';
   readonly pin: boolean;
   readonly outDir: string;
   readonly baseline: boolean;
@@ -111,6 +114,12 @@ export interface Options {
   readonly turnpikeBin: string;
   readonly baseBin: string | undefined;
   readonly coturnBin: string;
+}
+
+function toolEngineOption(raw: string | undefined): 'js' | 'native' | 'auto' {
+  if (raw === undefined) return 'auto';
+  if (raw === 'js' || raw === 'native' || raw === 'auto') return raw;
+  throw new UsageError('--tool-engine must be one of js, native, auto');
 }
 
 export function parseOptions(argv: readonly string[], repoRoot: string): Options | undefined {
@@ -126,6 +135,7 @@ export function parseOptions(argv: readonly string[], repoRoot: string): Options
       'cpu-rate': { type: 'string' },
       'sock-buf': { type: 'string' },
       'tool-workers': { type: 'string' },
+      'tool-engine': { type: 'string' },
       out: { type: 'string' },
       baseline: { type: 'boolean', default: false },
       render: { type: 'string' },
@@ -150,6 +160,7 @@ export function parseOptions(argv: readonly string[], repoRoot: string): Options
     cpuRatePps: numberOption(values['cpu-rate'], 'cpu-rate', 20_000, 100, 1_000_000),
     sockBufBytes: numberOption(values['sock-buf'], 'sock-buf', 4 * 1024 * 1024, 0, 1024 * 1024 * 1024),
     toolWorkers: numberOption(values['tool-workers'], 'tool-workers', 1, 1, 16),
+    toolEngine: toolEngineOption(values['tool-engine']),
     pin,
     outDir: resolve(values.out ?? join(repoRoot, 'bench', 'results')),
     baseline: values.baseline,

@@ -18,12 +18,25 @@
  *
  * The TURN side of setting the allocations up and releasing them is in setup.ts; this file keeps the
  * sockets, the windows and the hot path together, as one class whose fields the hot path reads directly.
+ *
+ * With the native engine (native-engine.ts, `--engine native|auto` on c2p) the allocations are set up
+ * here just the same, but the peer sockets are the addon's and every window runs on its thread: this
+ * class then only hands it the client socket descriptors and packet templates and reads its counters.
  */
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { AttrType, Class, Method } from '../core/constants.js';
 import { messageType } from '../core/stun/decode.js';
 import { BENCH_CHANNEL, Flow, Peer } from './flow.js';
 import { HdrHistogram } from './hdr.js';
+import {
+  type EngineName,
+  type LoadGenHandle,
+  loadLoadGen,
+  resolveEngine,
+  runNativeWindow,
+  setReceiving,
+  socketFd,
+} from './native-engine.js';
 import {
   fillerTemplate,
   isPayload,
@@ -78,6 +91,10 @@ export class Engine {
   private keepalive: NodeJS.Timeout | undefined;
   private closed = false;
   private stopRequested = false;
+  /** The native engine, when it runs this worker's windows. */
+  private native: LoadGenHandle | undefined;
+  private engineName: EngineName = 'js';
+  private engineNote: string | undefined;
 
   constructor(config: EngineConfig) {
     this.config = config;
@@ -87,6 +104,10 @@ export class Engine {
 
   /** Live counters for the progress line. */
   progress(): { sent: number; received: number } {
+    if (this.native !== undefined) {
+      const [sent, received] = this.native.progress();
+      return { sent, received };
+    }
     return { sent: this.counters.sent, received: this.counters.received };
   }
 
@@ -114,6 +135,77 @@ export class Engine {
     });
     socket.on('message', (msg, rinfo) => this.onPeerMessage(peer, msg, rinfo));
     return peer;
+  }
+
+  private openNativePeer(native: LoadGenHandle): Peer {
+    const port = native.openPeer(this.config.peerIp, this.config.sockBufBytes);
+    if (port <= 0)
+      throw new Error(`native engine: cannot bind a peer socket on ${this.config.peerIp} (${port})`);
+    const peer = new Peer(undefined);
+    peer.address = this.config.peerIp;
+    peer.port = port;
+    return peer;
+  }
+
+  /**
+   * Picks the engine once the client sockets are open (their descriptors decide too): the native one
+   * for `native`, or for `auto` when it can run; otherwise the JS engine, with the reason.
+   */
+  private chooseEngine(sample: Flow | undefined): void {
+    const c = this.config;
+    let { engine, reason } = resolveEngine(c.engine, c.direction);
+    if (engine === 'native' && sample !== undefined && socketFd(sample.socket) === undefined) {
+      engine = 'js';
+      reason = 'no descriptor on Node dgram sockets (socket._handle.fd)';
+    } else if (engine === 'native' && c.direction === 'p2c' && sample !== undefined) {
+      // p2c: the engine reads the client sockets, so libuv must be able to stop reading them.
+      if (!setReceiving(sample.socket, false) || !setReceiving(sample.socket, true)) {
+        engine = 'js';
+        reason = 'Node dgram handles cannot stop reading (recvStop)';
+      }
+    }
+    if (engine === 'js') {
+      if (c.engine === 'native') throw new Error(`--engine native: ${reason ?? 'unavailable'}`);
+      this.engineNote = reason;
+      return;
+    }
+    const loaded = loadLoadGen();
+    if ('error' in loaded) throw new Error(loaded.error); // resolveEngine has just loaded it
+    this.native = new loaded.addon.LoadGen(c.firstFlow, Math.max(1, c.flowCount));
+    if (!c.gso) this.native.gso(false);
+    this.engineName = 'native';
+  }
+
+  /**
+   * Gives the native engine every ready allocation: client socket descriptor and packet template
+   * (c2p: what the client sends; p2c: the bare payload a peer sends to the relay address).
+   */
+  private handOver(native: LoadGenHandle, ready: readonly Flow[]): void {
+    const size = this.config.size;
+    for (const f of ready) {
+      const fd = socketFd(f.socket);
+      if (fd === undefined) throw new Error(`native engine: no descriptor for allocation ${f.index}`);
+      if (this.config.direction === 'p2c') {
+        const payload = Buffer.alloc(size);
+        this.filler.copy(payload, PAYLOAD_HEADER_BYTES, PAYLOAD_HEADER_BYTES);
+        const peer = this.peers.indexOf(f.peer!);
+        native.addFlow(f.index, fd, payload, 0, peer, f.relayAddress, f.relayPort);
+        continue;
+      }
+      const head = f.sendHead;
+      let template: Buffer;
+      if (head === undefined) {
+        template = Buffer.alloc(4 + size);
+        template.writeUInt16BE(BENCH_CHANNEL, 0);
+        template.writeUInt16BE(size, 2);
+      } else {
+        template = Buffer.alloc(head.length + ((size + 3) & ~3)); // zero padding included
+        head.copy(template, 0);
+      }
+      const off = head === undefined ? 4 : head.length;
+      this.filler.copy(template, off + PAYLOAD_HEADER_BYTES, PAYLOAD_HEADER_BYTES);
+      native.addFlow(f.index, fd, template, off);
+    }
   }
 
   private async openClientSocket(): Promise<{ socket: Socket; session: TurnSession }> {
@@ -167,7 +259,6 @@ export class Engine {
     const c = this.config;
     const sockets = this.socketPhase;
     sockets.begin();
-    for (let p = 0; p < c.peerCount; p++) this.peers.push(await this.openPeer());
     const indexes = Array.from({ length: c.flowCount }, (_, k) => c.firstFlow + k);
     const opened: (Flow | undefined)[] = new Array(indexes.length);
     await withConcurrency(indexes, c.setupConcurrency, async (index, k) => {
@@ -179,6 +270,10 @@ export class Engine {
         sockets.fail(err);
       }
     });
+    this.chooseEngine(opened.find((f) => f !== undefined));
+    const native = this.native;
+    for (let p = 0; p < c.peerCount; p++)
+      this.peers.push(native === undefined ? await this.openPeer() : this.openNativePeer(native));
     sockets.end();
     this.byIndex = opened;
     for (let k = 0; k < opened.length; k++) {
@@ -200,10 +295,12 @@ export class Engine {
       replaceSocket: (f) => this.replaceSocket(f),
     });
     this.active = ready;
+    if (this.native !== undefined) this.handOver(this.native, ready);
     if (c.keepaliveSec > 0 && ready.length > 0) {
       this.keepalive = setInterval(() => refreshFlows(c, this.active), c.keepaliveSec * 1000);
     }
-    return report;
+    const gso = this.native?.gso() ?? false;
+    return { ...report, engine: this.engineName, engineNote: this.engineNote, gso };
   }
 
   // ---- hot path: sending ------------------------------------------------------------------------
@@ -235,7 +332,7 @@ export class Engine {
     const buf = Buffer.allocUnsafe(size);
     this.filler.copy(buf, PAYLOAD_HEADER_BYTES, PAYLOAD_HEADER_BYTES);
     writePayloadHeader(buf, 0, this.trial, f.index, f.seq++, process.hrtime.bigint());
-    f.peer!.socket.send(buf, f.relayPort, f.relayAddress);
+    f.peer!.socket?.send(buf, f.relayPort, f.relayAddress);
   }
 
   // ---- hot path: receiving ----------------------------------------------------------------------
@@ -297,7 +394,7 @@ export class Engine {
       this.arrive(msg, 0, msg.length, undefined);
     } else if (direction === 'echo') {
       // Straight back to the relay it came from; msg is never touched after this.
-      peer.socket.send(msg, rinfo.port, rinfo.address);
+      peer.socket?.send(msg, rinfo.port, rinfo.address);
       if (isPayload(msg, 0, msg.length) && payloadTrial(msg, 0) === this.trial) this.counters.forwarded++;
     } else {
       this.counters.stray++;
@@ -312,6 +409,25 @@ export class Engine {
    */
   runWindow(trial: number, ratePps: number, durationMs: number): Promise<WindowReport> {
     this.trial = trial;
+    if (this.native !== undefined) {
+      // A stop() before this window ends it at once, as the JS engine's first tick does.
+      if (this.stopRequested) this.native.stop();
+      if (this.config.direction !== 'p2c') return runNativeWindow(this.native, trial, ratePps, durationMs);
+      // p2c: the engine reads the client sockets; libuv stops reading them for the window.
+      const sockets = this.active.map((f) => f.socket);
+      for (const s of sockets) setReceiving(s, false);
+      const resume = (): void => {
+        for (const s of sockets) setReceiving(s, true);
+      };
+      let window: Promise<WindowReport>;
+      try {
+        window = runNativeWindow(this.native, trial, ratePps, durationMs);
+      } catch (err) {
+        resume();
+        throw err;
+      }
+      return window.finally(resume);
+    }
     const c = new WindowCounters();
     this.counters = c;
     this.histogram.reset();
@@ -413,6 +529,7 @@ export class Engine {
   /** Ends the current window (and any later one) at its next tick. */
   stop(): void {
     this.stopRequested = true;
+    this.native?.stop();
   }
 
   /** Deletes the allocations (Refresh lifetime 0, when `release`), closes every socket. Bounded in time. */
@@ -420,11 +537,13 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.keepalive);
+    // First: its thread may be sending on the client sockets closed below.
+    this.native?.close();
     if (release) await releaseFlows(this.config, this.flows);
     for (const f of this.flows) {
       f.session.close();
       f.socket.close();
     }
-    for (const p of this.peers) p.socket.close();
+    for (const p of this.peers) p.socket?.close();
   }
 }

@@ -10,12 +10,15 @@ import type { TurnSession } from './turn-session.js';
 /** The channel every allocation binds (channels are per allocation, so one number serves all). */
 export const BENCH_CHANNEL = 0x4000;
 
-/** One of the engine's peer sockets; several allocations share it. */
+/**
+ * One of the engine's peer sockets; several allocations share it. `socket` is undefined when the
+ * native engine owns the socket (native/loadgen.cc): JS then knows only its address and port.
+ */
 export class Peer {
-  readonly socket: Socket;
+  readonly socket: Socket | undefined;
   address = '';
   port = 0;
-  constructor(socket: Socket) {
+  constructor(socket: Socket | undefined) {
     this.socket = socket;
   }
 }

@@ -14,6 +14,7 @@ import { cpus, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isRunning } from './child.js';
 import { runForwarder } from './forwarder.js';
+import { type DirectCeiling, directCeiling } from './native-engine.js';
 import { type BenchOptions, parseHostPort, parseOptions, USAGE, UsageError } from './options.js';
 import { describeLoad, formatSearch, formatSetup, formatTrial, int } from './report.js';
 import type { SetupSummary, TrialResult } from './results.js';
@@ -97,7 +98,20 @@ interface Output {
   date: string;
   environment: Record<string, unknown>;
   config: Record<string, unknown>;
-  selfTest?: { forwarder: BenchOptions['server']; pinning: string };
+  /** The traffic engine asked for and the one that ran (undefined until the setup), and why not native. */
+  engine: {
+    requested: BenchOptions['engine'];
+    used: SetupSummary['engine'] | undefined;
+    /** The native engine sends with UDP GSO. */
+    gso: boolean;
+    note: string | undefined;
+  };
+  selfTest?: {
+    forwarder: BenchOptions['server'];
+    pinning: string;
+    /** With the native engine: its own ceiling with no relay (client sockets straight to the peers). */
+    nativeDirect?: DirectCeiling;
+  };
   setup?: SetupSummary;
   result?: TrialResult;
   search?: SearchResult;
@@ -154,6 +168,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       cpus: cpus().length,
     },
     config: {},
+    engine: { requested: options.engine, used: undefined, note: undefined, gso: false },
     interrupted: false,
   };
 
@@ -207,6 +222,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const setup = await bench.start();
     out.setup = setup;
+    out.engine = { requested: o.engine, used: setup.engine, note: setup.engineNote, gso: setup.gso };
     log(formatSetup(setup));
     if (setup.active === 0) {
       out.error = 'no allocation could be set up';
@@ -239,6 +255,29 @@ export async function main(argv: readonly string[]): Promise<number> {
           `\nself-test: with these settings the tool drives at least ${int(out.search.bestRatePps)} pkt/s through a bare ` +
             "forwarder; a server measured near that rate is measured near the tool's limit.",
         );
+        if (out.setup?.engine === 'native' && out.selfTest !== undefined && !bench.stopped) {
+          // The forwarder is one JS thread: with the native engine it, not the tool, is the limit
+          // above. The engine's own ceiling is measured with no relay in between.
+          const direct = await directCeiling({
+            allocations: o.allocations,
+            size: o.size,
+            clientIp: o.clientIp,
+            peerIp: o.peerIp,
+            sockBufBytes: o.sockBufBytes,
+            durationSec: o.durationSec,
+            startPps: Math.max(o.search.startPps, out.search.bestRatePps),
+            maxPps: o.search.maxPps,
+            steps: o.search.steps,
+            precision: o.search.precision,
+            lossThresholdPct: o.search.lossThresholdPct,
+          });
+          out.selfTest.nativeDirect = direct;
+          log(
+            `self-test: the native engine alone (client sockets straight to its peers, no relay) sends and ` +
+              `receives ${int(direct.bestRatePps)} pkt/s with < ${o.search.lossThresholdPct}% loss` +
+              `${direct.reachedMax ? ' (--search-max reached)' : ''}: its own ceiling on this machine.`,
+          );
+        }
       }
     }
   } catch (err) {

@@ -1,6 +1,7 @@
 /** Command line of `turnpike-bench`: parsing, validation and the usage text. */
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { type EngineChoice, nativeUnsupported } from './native-engine.js';
 import { MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES } from './payload.js';
 import type { Credentials } from './turn-session.js';
 import type { DataPath, Direction, HostPort } from './types.js';
@@ -25,6 +26,13 @@ Load
   --warmup SEC               warm-up before each measured window (default 1; 0.5 with --search)
   --duration SEC             measured window (default 5; 2 per trial with --search)
   --workers N                worker threads sharing the allocations (default 1)
+  --engine js|native|auto    traffic engine: js (the event loop sends and receives), native (the
+                             addon's engine: sendmmsg/recvmmsg on a thread of its own per worker,
+                             c2p and p2c, several times the packet rate), or auto (default: native
+                             when the addon is built and the direction is c2p or p2c, else js); the
+                             report says which ran
+  --no-gso                   native engine: one datagram per sendmmsg entry, not UDP GSO (default:
+                             GSO when the kernel takes it; the server still receives single datagrams)
   --peers N                  peer sockets per worker (default: min(4, its allocations))
 
 Modes
@@ -87,6 +95,8 @@ export interface BenchOptions {
   readonly warmupSec: number;
   readonly durationSec: number;
   readonly workers: number;
+  readonly engine: EngineChoice;
+  readonly gso: boolean;
   readonly peersPerWorker: number | undefined;
   readonly search: SearchOptions;
   readonly metricsUrl: string | undefined;
@@ -192,6 +202,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       warmup: { type: 'string' },
       duration: { type: 'string' },
       workers: { type: 'string' },
+      engine: { type: 'string' },
+      'no-gso': { type: 'boolean', default: false },
       peers: { type: 'string' },
       search: { type: 'boolean', default: false },
       'search-start': { type: 'string' },
@@ -307,6 +319,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
   const progressDefault = process.stderr.isTTY === true;
   const progress = values['no-progress'] === true ? false : (values.progress ?? progressDefault);
   const pin = oneOf(values.pin, 'pin', ['auto', 'off'] as const, 'auto') === 'auto';
+  const direction = oneOf(values.direction, 'direction', ['c2p', 'p2c', 'echo'] as const, 'c2p');
+  const engine = oneOf(values.engine, 'engine', ['js', 'native', 'auto'] as const, 'auto');
+  const unsupported = nativeUnsupported(direction);
+  if (engine === 'native' && unsupported !== undefined)
+    throw new UsageError(`--engine native: ${unsupported}`);
 
   return {
     mode,
@@ -316,10 +333,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     totalRatePps,
     size: int(values.size, 'size', 100, MIN_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES),
     path: oneOf(values.path, 'path', ['channel', 'send'] as const, 'channel'),
-    direction: oneOf(values.direction, 'direction', ['c2p', 'p2c', 'echo'] as const, 'c2p'),
+    direction,
     warmupSec: num(values.warmup, 'warmup', isSearch ? 0.5 : 1, 0, 3600),
     durationSec: num(values.duration, 'duration', isSearch ? 2 : 5, 0, 24 * 3600),
     workers,
+    engine,
+    gso: !values['no-gso'],
     peersPerWorker: values.peers === undefined ? undefined : int(values.peers, 'peers', 4, 1, 1024),
     search,
     metricsUrl,

@@ -55,6 +55,7 @@ export function formatSetup(s: SetupSummary): string {
   if (s.sockets.succeeded < s.sockets.attempted) lines.push(`       ${phase('client sockets', s.sockets)}`);
   lines.push(
     `       ${int(s.active)} of ${int(s.requested)} allocations ready; ${int(s.transmissions)} requests sent (with retransmissions)`,
+    `       ${s.engine} traffic engine${s.gso ? ' (UDP GSO)' : ''}${s.engineNote === undefined ? '' : ` (${s.engineNote})`}`,
   );
   return lines.join('\n');
 }

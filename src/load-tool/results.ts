@@ -4,6 +4,7 @@
  */
 import { HdrHistogram } from './hdr.js';
 import type { MetricsCheck } from './metrics.js';
+import type { EngineName } from './native-engine.js';
 import type { Direction, PhaseReport, SetupReport, WindowReport } from './types.js';
 
 /** A worker thread at or above this share of a core was saturated. */
@@ -24,6 +25,12 @@ export interface PhaseSummary {
 }
 
 export interface SetupSummary {
+  /** The traffic engine that ran (every worker runs the same one unless one fell back). */
+  readonly engine: EngineName | 'mixed';
+  /** Why the native engine did not run, when it was asked for (`auto`) and did not. */
+  readonly engineNote: string | undefined;
+  /** Every worker's native engine sends with UDP GSO. */
+  readonly gso: boolean;
   readonly requested: number;
   readonly sockets: PhaseSummary;
   readonly allocate: PhaseSummary;
@@ -50,7 +57,12 @@ function mergePhase(phases: readonly PhaseReport[]): PhaseSummary {
 
 export function mergeSetup(requested: number, reports: readonly SetupReport[]): SetupSummary {
   const channels = reports.flatMap((r) => (r.channel === undefined ? [] : [r.channel]));
+  const engines = new Set(reports.map((r) => r.engine));
+  const [only] = engines;
   return {
+    engine: engines.size === 1 && only !== undefined ? only : engines.size === 0 ? 'js' : 'mixed',
+    engineNote: reports.find((r) => r.engineNote !== undefined)?.engineNote,
+    gso: reports.length > 0 && reports.every((r) => r.gso),
     requested,
     sockets: mergePhase(reports.map((r) => r.sockets)),
     allocate: mergePhase(reports.map((r) => r.allocate)),

@@ -65,6 +65,8 @@ function engineConfigs(o: BenchOptions, server: BenchOptions['server']): EngineC
     allowedRelayIps: o.allowRelayIps,
     sockBufBytes: o.sockBufBytes,
     keepaliveSec: 240,
+    engine: o.engine,
+    gso: o.gso,
   }));
 }
 

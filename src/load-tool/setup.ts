@@ -96,7 +96,9 @@ function sendIndicationHead(config: EngineConfig, f: Flow): Buffer {
  * (or the Send-indication head on the Send/Data path). Marks the allocations that came through as active
  * and returns them with the report.
  */
-export async function setUpFlows(ctx: SetupContext): Promise<{ report: SetupReport; ready: Flow[] }> {
+export async function setUpFlows(
+  ctx: SetupContext,
+): Promise<{ report: Omit<SetupReport, 'engine' | 'engineNote' | 'gso'>; ready: Flow[] }> {
   const c = ctx.config;
   const allocate = new PhaseTracker();
   const permission = new PhaseTracker();
@@ -161,7 +163,7 @@ export async function setUpFlows(ctx: SetupContext): Promise<{ report: SetupRepo
     for (const f of ready) f.sendHead = sendIndicationHead(c, f);
   }
   for (const f of ready) f.active = true;
-  const report: SetupReport = {
+  const report: Omit<SetupReport, 'engine' | 'engineNote' | 'gso'> = {
     sockets: ctx.sockets.report(),
     allocate: allocate.report(),
     permission: permission.report(),

@@ -1,5 +1,6 @@
 /** Shapes shared by the load engine (in worker threads), its coordinator and the report. */
 import type { HistogramSnapshot } from './hdr.js';
+import type { EngineChoice, EngineName } from './native-engine.js';
 import type { Credentials } from './turn-session.js';
 
 export type DataPath = 'channel' | 'send';
@@ -37,6 +38,10 @@ export interface EngineConfig {
   readonly sockBufBytes: number;
   /** Refresh allocations, permissions and channels this often while they are held (seconds). */
   readonly keepaliveSec: number;
+  /** The traffic engine asked for (native-engine.ts): js, native, or auto (native when it can). */
+  readonly engine: EngineChoice;
+  /** The native engine may send with UDP GSO (when the kernel takes it). */
+  readonly gso: boolean;
 }
 
 /** Outcome of one setup phase (Allocate, CreatePermission or ChannelBind) in one engine. */
@@ -53,6 +58,11 @@ export interface PhaseReport {
 }
 
 export interface SetupReport {
+  /** The traffic engine this worker runs, and why not the native one when it was asked for. */
+  readonly engine: EngineName;
+  readonly engineNote: string | undefined;
+  /** The native engine sends with UDP GSO. */
+  readonly gso: boolean;
   readonly sockets: PhaseReport;
   readonly allocate: PhaseReport;
   readonly permission: PhaseReport;

@@ -234,6 +234,9 @@ t.test('merging setup and window reports', async (t) => {
   });
   const setup = mergeSetup(3, [
     {
+      engine: 'native',
+      engineNote: undefined,
+      gso: true,
       sockets: phase(2, 2, 0, 1),
       allocate: phase(2, 1, 0, 1e9, { '401': 1 }),
       permission: phase(1, 1, 1e9, 2e9),
@@ -245,6 +248,9 @@ t.test('merging setup and window reports', async (t) => {
       relays: [],
     },
     {
+      engine: 'js',
+      engineNote: 'no descriptor',
+      gso: false,
       sockets: phase(1, 1, 0, 1),
       allocate: phase(1, 1, 0, 2e9, { '401': 2, timeout: 1 }),
       permission: phase(1, 1, 2e9, 3e9),
@@ -256,6 +262,8 @@ t.test('merging setup and window reports', async (t) => {
       relays: [],
     },
   ]);
+  t.equal(setup.engine, 'mixed', 'one worker fell back');
+  t.equal(setup.engineNote, 'no descriptor');
   t.equal(setup.allocate.succeeded, 2);
   t.equal(setup.allocate.seconds, 2);
   t.equal(setup.allocate.perSec, 1);
