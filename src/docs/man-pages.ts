@@ -212,7 +212,9 @@ export function usageSections(usage: string): { title: string; options: UsageOpt
   const sections: { title: string; options: UsageOption[] }[] = [];
   const option = /^ {2}(-\S.*?)(?: {2,}(.*))?$/;
   for (const line of usage.split('\n')) {
-    if (line.trim() === '' || line.startsWith('Usage:') || line.startsWith('       ')) continue;
+    // The usage lines before the first section (`Usage:` and the lines under it) are the synopsis.
+    if (line.trim() === '' || line.startsWith('Usage:')) continue;
+    if (sections.length === 0 && line.startsWith(' ')) continue;
     if (!line.startsWith(' ')) {
       sections.push({ title: line.trim(), options: [] });
       continue;

@@ -40,6 +40,10 @@ t.test('turnpike(8) documents every configuration key, turnpike-bench(1) every o
     const first = o.synopsis.split(/\s+/)[0]!.replace(/,$/, '');
     t.ok(bench.includes(first.replace(/-/g, '\\-')), first);
   }
+  // A description over several usage lines is kept whole (its last line was once dropped).
+  const engine = options.find((o) => o.synopsis.startsWith('--engine'));
+  t.match(engine?.description, /the report says which ran$/, '--engine: every line of its description');
+  t.ok(bench.includes(roff(engine?.description ?? '-')), '--engine: the whole description in the page');
   t.ok(
     [...`${page}${bench}`].every((c) => c.charCodeAt(0) < 128),
     'ASCII only: other characters are written as \\[uXXXX]',
