@@ -409,12 +409,14 @@ export function evaluateTargets(s: readonly MetricSummary[], binding?: BindingFi
       (v) => v >= 1.2,
       limitedNote(s, `rate-${rateKey(100, 100)}`, 'highest rate under 1% loss', tc),
     ),
+    // The issue's own figures (coturn 4.9 µs at 184k pkt/s, the C forwarder 3.6 µs at 242k) are at
+    // each server's highest rate; at a fixed low rate both servers pay mostly for waking up.
     issue(
-      'server CPU per relayed packet, 1 thread: turnpike/coturn',
-      vsCoturn('cpu-per-packet'),
+      'server CPU per relayed packet at its max rate, 1 thread: turnpike/coturn',
+      vsCoturn('cpu-per-packet-at-max'),
       '<= 0.8',
       (v) => v <= 0.8,
-      'the whole server process, all its threads, at the same fixed rate',
+      'the whole server process, all its threads, at the highest rate each relayed (ChannelData 100 B × 100)',
     ),
     issue(
       'relay rate, ChannelData c2p 1200 B × 100 alloc: turnpike/coturn',
