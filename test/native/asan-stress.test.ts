@@ -5,9 +5,14 @@
  * datagrams hit the listener and relay ports, RFC 8016 moves hand allocations from thread to thread
  * (operations queued behind them wait for them), and the server closes with allocations still
  * live, some in transit (test/fixtures/native/stress.ts). Any sanitizer report fails the run (halt_on_error).
+ * Then the same build in a daemon and in turnpike-bench's native traffic engine (native/loadgen.cc):
+ * c2p and p2c windows, ChannelData and Send/Data indications, two engine threads.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import t from 'tap';
+import { startDaemon } from '../fixtures/helpers/daemon.js';
+import { BENCH } from '../fixtures/helpers/load-tool.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const hasGcc = spawnSync('gcc', ['--version']).status === 0;
@@ -81,5 +86,105 @@ t.test(
       summary.threads.every((th) => th.toPeerPackets > 0 && th.toClientPackets > 0),
       'both threads relayed both ways',
     );
+  },
+);
+
+t.test(
+  'daemon and load-tool engine under AddressSanitizer: both directions, both data paths, no report',
+  { timeout: 240_000, skip: jsPass && 'run in the native pass' },
+  async (t) => {
+    if (!hasGcc) {
+      t.notOk(process.env['CI'], 'gcc is present in CI');
+      return;
+    }
+    const asanAddon = `${root}build/asan/turnpike_dataplane.node`;
+    if (!existsSync(asanAddon)) {
+      execFileSync(process.execPath, ['bin/build-native.js', '--asan'], { cwd: root, stdio: 'pipe' });
+    }
+    const libasan = execFileSync('gcc', ['-print-file-name=libasan.so'], { encoding: 'utf8' }).trim();
+    const env: NodeJS.ProcessEnv = {
+      LD_PRELOAD: libasan,
+      ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1:abort_on_error=0',
+      UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+      TP_NATIVE_ADDON: asanAddon,
+      TURNPIKE_DATA_PLANE: 'native',
+    };
+    const d = await startDaemon(
+      [
+        '--listening-ip',
+        '127.0.0.1',
+        '--realm',
+        'example.test',
+        '--user',
+        'alice:wonderland',
+        '--allowed-peer-ip',
+        '127.0.0.1',
+        '--data-plane',
+        'native',
+        '--relay-threads',
+        '2',
+      ],
+      { env },
+    );
+    t.teardown(() => d.stop());
+    for (const direction of ['c2p', 'p2c']) {
+      for (const path of ['channel', 'send']) {
+        const args = [
+          BENCH,
+          '--server',
+          `127.0.0.1:${d.port}`,
+          '--user',
+          'alice',
+          '--password',
+          'wonderland',
+          '--allocations',
+          '40',
+          '--workers',
+          '2',
+          '--total-rate',
+          '20000',
+          '--direction',
+          direction,
+          '--path',
+          path,
+          '--engine',
+          'native',
+          '--warmup',
+          '0.3',
+          '--duration',
+          '1',
+          '--json',
+          '--no-progress',
+        ];
+        const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+          execFile(
+            process.execPath,
+            args,
+            { env: { ...process.env, ...env }, timeout: 60_000, maxBuffer: 1 << 24 },
+            (err, stdout, stderr) =>
+              resolve({
+                code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1,
+                stdout,
+                stderr,
+              }),
+          );
+        });
+        const label = `${direction} ${path}`;
+        t.notMatch(r.stderr, /AddressSanitizer|runtime error/, `${label}: no sanitizer report in the engine`);
+        t.equal(r.code, 0, `${label}: the tool exits 0 (stderr: ${r.stderr.slice(-2000)})`);
+        const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
+          engine?: { used?: string };
+          result?: { sent: number; received: number };
+        };
+        t.equal(out.engine?.used, 'native', `${label}: the native engine ran`);
+        t.ok(
+          (out.result?.received ?? 0) > 0.9 * (out.result?.sent ?? 1),
+          `${label}: relayed ${out.result?.received} of ${out.result?.sent}`,
+        );
+      }
+    }
+    const code = await d.stop();
+    t.notMatch(d.stderr(), /AddressSanitizer|runtime error/, 'no sanitizer report in the daemon');
+    t.equal(code, 0, 'the daemon stopped cleanly');
   },
 );
