@@ -25,7 +25,7 @@ function config(port: number, over: Partial<ClientConfig> = {}): ClientConfig {
     durationMs: 800,
     timeoutMs: 500,
     fingerprint: false,
-    expect: 'binding',
+    expect: 'response',
     engine: 'native',
     ...over,
   };
