@@ -157,6 +157,7 @@ class BindGen : public Napi::ObjectWrap<BindGen> {
     timeout_ns_ = int64_t(timeout * 1e6);
     expect_ = uint16_t(expect);
     request_bytes_ = fingerprint_ ? HEADER_BYTES + FINGERPRINT_BYTES : HEADER_BYTES;
+    crc32(nullptr, 0); /* fills the CRC table here, on the JS thread, before any run's thread reads it */
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) {
       Napi::Error::New(env, std::string("BindGen: epoll_create1: ") + strerror(errno)).ThrowAsJavaScriptException();
