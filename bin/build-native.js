@@ -87,6 +87,7 @@ const ok =
     'native/worker.cc',
     'native/addon.cc',
     'native/loadgen.cc',
+    'native/bindgen.cc',
     join(out, 'packet.o'),
     '-o',
     join(out, 'turnpike_dataplane.node'),

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "dataplane.h"
+#include "bindgen.h"
 #include "loadgen.h"
 
 namespace turnpike {
@@ -685,6 +686,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   turnpike::InitLoadGen(env, exports); /* turnpike-bench's traffic engine */
+  turnpike::InitBindGen(env, exports); /* bench/binding's load generator */
   return turnpike::DataPlane::Init(env, exports);
 }
 

@@ -7,6 +7,9 @@
  * matches an outstanding request on the socket it arrived on. Every answer, and every request older than
  * `timeoutMs` (counted as lost), refills its window slot at once, so the offered load stays at `window`.
  *
+ * With `engine: 'native'` the addon's BindGen (native-client.ts, native/bindgen.cc) runs the same window on
+ * one thread instead of this loop, and this process only relays its messages.
+ *
  * The run is bounded: warm-up, then the measurement window, then the sockets close and the result goes to
  * the parent over IPC (or to stdout when there is no IPC channel).
  */
@@ -20,6 +23,7 @@ import {
   MAGIC_COOKIE,
   writeBindingRequest,
 } from '../shared/stun.js';
+import { runNative } from './native-client.js';
 import type { ClientConfig, ClientMessage, ClientResult } from './types.js';
 
 function post(message: ClientMessage, then: () => void): void {
@@ -42,6 +46,7 @@ function parseConfig(raw: string | undefined): ClientConfig {
   if (!positive(c.port) || !positive(c.window) || !positive(c.sockets) || !positive(c.durationMs)) {
     fail(`bad client config: ${raw}`);
   }
+  if (c.engine !== 'js' && c.engine !== 'native') fail(`bad client engine: ${String(c.engine)}`);
   if (c.window < c.sockets) fail(`window (${c.window}) must be at least sockets (${c.sockets})`);
   return c;
 }
@@ -213,7 +218,7 @@ async function run(): Promise<ClientResult> {
   }
 }
 
-run().then(
+(config.engine === 'native' ? runNative(config, () => post({ kind: 'measuring' }, () => {})) : run()).then(
   (result) => post({ kind: 'result', result }, () => process.exit(0)),
   (err: unknown) => post({ kind: 'error', message: String(err) }, () => process.exit(1)),
 );

@@ -5,7 +5,7 @@
  *
  *   npm run bench:binding -- [--rounds 3] [--duration 5] [--warmup 1] [--window 128] [--sockets 4]
  *                            [--targets echo,turnpike,turnpike-js,coturn] [--json FILE] [--smoke]
- *                            [--pin auto|off]
+ *                            [--pin auto|off] [--client auto|native|js]
  *
  * Each measurement starts the server as a child process on 127.0.0.1 and a free port, waits until it
  * answers a Binding request, runs the load generator (`client.ts`, its own process), then stops the server
@@ -36,9 +36,10 @@ import {
   stopChildrenOnSignals,
 } from '../shared/processes.js';
 import { waitUntilAnswering } from '../shared/readiness.js';
+import { loadBindGen } from './native-client.js';
 import { formatReport, type Measurement, ratios, summarize, TURNPIKE_OVER_ECHO_TARGET } from './report.js';
 import { buildTargets, DEFAULT_TARGETS, isTargetName, type Target, type TargetName } from './targets.js';
-import type { ClientConfig, ClientMessage } from './types.js';
+import type { ClientConfig, ClientEngine, ClientMessage } from './types.js';
 
 const USAGE = `Usage: npm run bench:binding -- [options]
 
@@ -52,6 +53,9 @@ const USAGE = `Usage: npm run bench:binding -- [options]
                       (default echo,turnpike,turnpike-js,coturn); turnpike runs the native data
                       plane with one relay thread (like coturn --relay-threads=1), turnpike-js the
                       JS one
+  --client E          load generator: native (the addon's BindGen, one thread, sendmmsg/recvmmsg),
+                      js (client.ts's node:dgram loop) or auto: native when the addon is built
+                      (default auto)
   --fingerprint       add a FINGERPRINT attribute to each request (28 bytes instead of 20)
   --pin auto|off      auto: pin client and single-threaded servers to separate CPUs with taskset
                       when available (default auto)
@@ -71,6 +75,10 @@ interface Options {
   readonly timeoutMs: number;
   readonly targets: readonly TargetName[];
   readonly fingerprint: boolean;
+  /** The load generator as it will run (`--client auto` resolved). */
+  readonly client: ClientEngine;
+  /** Why `--client auto` fell back to the JS client, if it did. */
+  readonly clientNote: string | undefined;
   readonly pin: boolean;
   readonly json: string | undefined;
   readonly smoke: boolean;
@@ -91,6 +99,7 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
       sockets: { type: 'string' },
       timeout: { type: 'string' },
       fingerprint: { type: 'boolean', default: false },
+      client: { type: 'string' },
       json: { type: 'string' },
       ...COMMON_OPTIONS,
     },
@@ -102,6 +111,19 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
   const sockets = integerOption(values.sockets, 'sockets', 4, 1, 64);
   if (sockets > window) throw new UsageError('--sockets must not exceed --window');
   const smoke = values.smoke;
+  const asked = values.client ?? 'auto';
+  if (asked !== 'auto' && asked !== 'native' && asked !== 'js') {
+    throw new UsageError(`--client must be auto, native or js (not ${asked})`);
+  }
+  let client: ClientEngine = 'js';
+  let clientNote: string | undefined;
+  if (asked !== 'js') {
+    const loaded = loadBindGen();
+    if ('error' in loaded) {
+      if (asked === 'native') throw new UsageError(`--client native: ${loaded.error}`);
+      clientNote = loaded.error;
+    } else client = 'native';
+  }
   return {
     rounds: smoke ? 1 : integerOption(values.rounds, 'rounds', 3, 1, 100),
     durationSec: smoke ? 1 : numberOption(values.duration, 'duration', 5, 0.1, 3600),
@@ -111,6 +133,8 @@ function parseOptions(argv: readonly string[], repoRoot: string): Options | unde
     timeoutMs: integerOption(values.timeout, 'timeout', 200, 10, 10_000),
     targets,
     fingerprint: values.fingerprint,
+    client,
+    clientNote,
     pin,
     json: values.json,
     smoke,
@@ -158,6 +182,7 @@ async function runClient(
     timeoutMs: options.timeoutMs,
     fingerprint: options.fingerprint,
     expect: target.expect,
+    engine: options.client,
   };
   const client = await ctx.registry.start(
     `client (${target.name})`,
@@ -283,6 +308,9 @@ async function main(): Promise<number> {
     `Binding benchmark${options.smoke ? ' (smoke)' : ''}: ${options.rounds} round(s) × ${options.durationSec} s ` +
       `(+${options.warmupSec} s warm-up), window ${options.window} over ${options.sockets} sockets, ` +
       `timeout ${options.timeoutMs} ms, ${options.fingerprint ? 28 : 20}-byte requests, 127.0.0.1\n` +
+      (options.client === 'native'
+        ? 'client: native (BindGen, one thread, sendmmsg/recvmmsg)\n'
+        : `client: js (client.ts, node:dgram)${options.clientNote === undefined ? '' : `; native not available: ${options.clientNote}`}\n`) +
       `${env.cpuModel ?? 'unknown CPU'} × ${cpuCount}, Linux ${env.kernel}, Node ${env.node}\n` +
       (pin === undefined
         ? 'no CPU pinning: client and server share all CPUs\n'

@@ -17,7 +17,12 @@ export interface ClientConfig {
   readonly fingerprint: boolean;
   /** What the load generator expects back: a Binding success response, or its own request echoed. */
   readonly expect: Expect;
+  /** Which load generator runs: client.ts's JS loop, or the addon's BindGen (native-client.ts). */
+  readonly engine: ClientEngine;
 }
+
+/** The load generator's engine, as run (main.ts resolves `--client auto` to one of these). */
+export type ClientEngine = 'js' | 'native';
 
 /** Counters and rates of one measurement window (warm-up excluded). */
 export interface ClientResult {
