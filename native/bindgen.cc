@@ -26,6 +26,8 @@
  */
 #include "bindgen.h"
 
+#include "benchutil.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -47,6 +49,13 @@
 namespace turnpike {
 namespace {
 
+using benchutil::get32;
+using benchutil::now_ns;
+using benchutil::put32;
+using benchutil::thread_cpu_sec;
+using benchutil::get16;
+using benchutil::put16;
+
 constexpr uint32_t MAGIC_COOKIE = 0x2112a442;
 constexpr uint16_t BINDING_REQUEST = 0x0001;
 constexpr size_t HEADER_BYTES = 20;
@@ -58,33 +67,6 @@ constexpr int MAX_READS = 16;      /* recvmmsg calls per socket per wake-up */
 constexpr size_t RECV_SNAP = 256;  /* bytes kept of a datagram; MSG_TRUNC gives the real length */
 constexpr int MAX_SOCKETS = 64;
 constexpr int MAX_WINDOW = 65536;
-
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-double thread_cpu_sec() {
-  timespec ts;
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return -1;
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
-inline void put16(uint8_t *p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
-inline void put32(uint8_t *p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
-inline uint16_t get16(const uint8_t *p) { return uint16_t((p[0] << 8) | p[1]); }
-inline uint32_t get32(const uint8_t *p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
 
 /* CRC-32 (IEEE, reflected), for FINGERPRINT (RFC 8489 §14.7). */
 uint32_t crc32(const uint8_t *p, size_t n) {

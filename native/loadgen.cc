@@ -39,6 +39,8 @@
  */
 #include "loadgen.h"
 
+#include "benchutil.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -63,6 +65,11 @@
 
 namespace turnpike {
 namespace {
+
+using benchutil::get32;
+using benchutil::now_ns;
+using benchutil::put32;
+using benchutil::thread_cpu_sec;
 
 /* payload.ts */
 constexpr uint32_t PAYLOAD_MAGIC = 0x54504231; /* "TPB1" */
@@ -124,29 +131,6 @@ enum Counter {
   C_JITTER_MAX,
   C_COUNT
 };
-
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-double thread_cpu_sec() {
-  timespec ts;
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return -1;
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
-inline void put32(uint8_t *p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
-
-inline uint32_t get32(const uint8_t *p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
 
 inline int bucket_index(uint64_t v) {
   if (v < uint64_t(SUB_COUNT)) return int(v);
