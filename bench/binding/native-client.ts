@@ -8,17 +8,10 @@ import { BINDING_REQUEST, BINDING_SUCCESS } from '../shared/stun.js';
 import type { ClientConfig, ClientResult } from './types.js';
 
 /** The counts of one run, as BindGen.result() returns them (cpuMs: the run thread's CPU over the window). */
-interface BindGenResult {
-  readonly answered: number;
-  readonly lost: number;
-  readonly errors: number;
-  readonly unmatched: number;
-  readonly socketErrors: number;
-  readonly sent: number;
-  readonly elapsedMs: number;
+type BindGenResult = Omit<ClientResult, 'requestsPerSec' | 'lossPct' | 'clientCpuPct'> & {
   readonly cpuMs: number;
   readonly error: string;
-}
+};
 
 interface BindGenHandle {
   start(): void;

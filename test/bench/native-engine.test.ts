@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import t from 'tap';
 import { loadLoadGen } from '../../src/load-tool/native-engine.js';
-import { type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { type Daemon, freePort, metricsArgs, startDaemon } from '../fixtures/helpers/daemon.js';
 import { BENCH } from '../fixtures/helpers/load-tool.js';
 
 interface Out {
@@ -75,13 +75,7 @@ if ('error' in available) {
       'bench:benchpass',
       '--allowed-peer-ip',
       '127.0.0.1',
-      '--prometheus',
-      '--prometheus-address',
-      '127.0.0.1',
-      '--prometheus-port',
-      String(metricsPort),
-      '--drain-timeout',
-      '0',
+      ...metricsArgs(metricsPort),
     ]);
     server = [
       '--server',

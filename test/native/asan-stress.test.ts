@@ -11,7 +11,7 @@
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import t from 'tap';
-import { startDaemon } from '../fixtures/helpers/daemon.js';
+import { aliceOnLoopback, startDaemon } from '../fixtures/helpers/daemon.js';
 import { BENCH } from '../fixtures/helpers/load-tool.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -111,12 +111,7 @@ t.test(
     };
     const d = await startDaemon(
       [
-        '--listening-ip',
-        '127.0.0.1',
-        '--realm',
-        'example.test',
-        '--user',
-        'alice:wonderland',
+        ...aliceOnLoopback(),
         '--allowed-peer-ip',
         '127.0.0.1',
         '--data-plane',
