@@ -88,6 +88,7 @@ const ok =
     'native/addon.cc',
     'native/loadgen.cc',
     'native/bindgen.cc',
+    'native/steer.cc',
     join(out, 'packet.o'),
     '-o',
     join(out, 'turnpike_dataplane.node'),

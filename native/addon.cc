@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <memory>
 #include <unordered_map>
@@ -20,6 +21,7 @@
 #include "dataplane.h"
 #include "bindgen.h"
 #include "loadgen.h"
+#include "steer.h"
 
 namespace turnpike {
 
@@ -82,6 +84,23 @@ static const char *errno_code(int e) {
   }
 }
 
+/* The text and port of an IPv4 or IPv6 socket address; false for another family. */
+static bool format_address(const sockaddr_storage *sa, char (&text)[INET6_ADDRSTRLEN], uint16_t *port) {
+  if (sa->ss_family == AF_INET) {
+    auto *s = reinterpret_cast<const sockaddr_in *>(sa);
+    inet_ntop(AF_INET, &s->sin_addr, text, sizeof text);
+    *port = ntohs(s->sin_port);
+    return true;
+  }
+  if (sa->ss_family == AF_INET6) {
+    auto *s = reinterpret_cast<const sockaddr_in6 *>(sa);
+    inet_ntop(AF_INET6, &s->sin6_addr, text, sizeof text);
+    *port = ntohs(s->sin6_port);
+    return true;
+  }
+  return false;
+}
+
 static void set_buffers(int fd, int bytes) {
   if (bytes <= 0) return;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
@@ -118,11 +137,27 @@ static uint16_t bound_port(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in6 *>(&sa)->sin6_port);
 }
 
+class DataPlane;
+
+/* The control socket of a listening address (steer.h), polled on the JS thread's loop. */
+struct ControlSocket {
+  uv_poll_t poll;
+  DataPlane *plane;
+  int listener;
+  int fd;
+};
+
 struct Listener {
   tp_addr address;
   uint16_t port;
-  std::vector<int> fds; /* one per thread */
+  std::vector<int> fds;            /* one per thread */
+  ControlSocket *control = nullptr; /* nullptr: not steered, the threads read everything */
 };
+
+/* The control sockets' receive batch (JS thread only). */
+static constexpr int CONTROL_BATCH = 16;
+static constexpr size_t CONTROL_BUF = 65536 + 4;
+static constexpr int CONTROL_ROUNDS = 4;
 
 class DataPlane : public Napi::ObjectWrap<DataPlane> {
  public:
@@ -145,6 +180,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
             InstanceMethod("setSoftware", &DataPlane::SetSoftware),
             InstanceMethod("setLimits", &DataPlane::SetLimits),
             InstanceMethod("flush", &DataPlane::Flush),
+            InstanceMethod("controlDatagrams", &DataPlane::ControlDatagrams),
             InstanceMethod("close", &DataPlane::Close),
         });
     exports.Set("DataPlane", ctor);
@@ -179,6 +215,8 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       shared_->address_map.push_back(p);
     }
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "turnpike-data-plane", 0, 1);
+    upcall_ = Napi::Persistent(info[2].As<Napi::Function>());
+    async_ = std::make_unique<Napi::AsyncContext>(env, "turnpike-control");
     /* Referenced, like a listening dgram socket: the process stays up while the plane runs. */
     tsfn_live_ = true;
     for (int t = 0; t < threads; t++) {
@@ -215,15 +253,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     for (size_t i = 0; i < batch.size(); i++) {
       Upcall &u = batch[i];
       uint16_t port = 0;
-      if (u.from.ss_family == AF_INET) {
-        auto *s = reinterpret_cast<sockaddr_in *>(&u.from);
-        inet_ntop(AF_INET, &s->sin_addr, text, sizeof text);
-        port = ntohs(s->sin_port);
-      } else {
-        auto *s = reinterpret_cast<sockaddr_in6 *>(&u.from);
-        inet_ntop(AF_INET6, &s->sin6_addr, text, sizeof text);
-        port = ntohs(s->sin6_port);
-      }
+      format_address(&u.from, text, &port);
       uint8_t *data = u.data;
       u.data = nullptr;
       Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(
@@ -243,6 +273,11 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
+    for (auto &l : listeners_)
+      if (l.control != nullptr) {
+        CloseControl(l.control);
+        l.control = nullptr;
+      }
     for (auto &w : workers_) w->stop_and_join();
     /* Operations still queued, moves handing allocations from thread to thread included: apply
      * them until none is left. This ends: JS queues nothing more, and each round applies at least
@@ -308,7 +343,8 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     return env.Undefined();
   }
 
-  /* openListener(address, port, sockBuf) → [index, port] */
+  /* openListener(address, port, sockBuf, steer) → [index, port, notSteered]: notSteered is "" when the
+   * control plane's requests are steered to the JS thread (steer.h), else the reason they are not. */
   Napi::Value OpenListener(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Alive(env)) return env.Undefined();
@@ -338,6 +374,12 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       l.fds.push_back(fd);
     }
     int index = (int)listeners_.size();
+    std::string why = "no-relay-steering is set";
+    bool steer = info.Length() < 4 || info[3].ToBoolean().Value();
+    if (steer) {
+      why.clear();
+      l.control = OpenControl(addr, l.port, sockbuf, index, &why);
+    }
     for (size_t t = 0; t < workers_.size(); t++) {
       Op op{};
       op.type = OP_ADD_LISTENER;
@@ -348,10 +390,111 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     }
     uint16_t bound = l.port;
     listeners_.push_back(std::move(l));
-    Napi::Array out = Napi::Array::New(env, 2);
+    Napi::Array out = Napi::Array::New(env, 3);
     out.Set(0u, Napi::Number::New(env, index));
     out.Set(1u, Napi::Number::New(env, bound));
+    out.Set(2u, Napi::String::New(env, why)); /* "": steered (steer.h), else why not */
     return out;
+  }
+
+  /* The control socket of a listening address whose threads' sockets are bound (steer.h): joins
+   * their group last, attaches the steering program and is polled on this thread's loop. nullptr
+   * where that cannot be done (the threads then read everything). */
+  ControlSocket *OpenControl(const tp_addr &addr, uint16_t port, int sockbuf, int index, std::string *why) {
+    uv_loop_t *loop = nullptr;
+    if (napi_get_uv_event_loop(Env(), &loop) != napi_ok || loop == nullptr) {
+      *why = "no event loop";
+      return nullptr;
+    }
+    int fd = bind_udp(addr, port, true, sockbuf);
+    if (fd < 0) {
+      *why = std::string("bind: ") + strerror(-fd);
+      return nullptr;
+    }
+    int err = attach_steering(fd, addr.family, (int)workers_.size());
+    if (err != 0) {
+      *why = std::string("SO_ATTACH_REUSEPORT_CBPF: ") + strerror(err);
+      close(fd);
+      return nullptr;
+    }
+    auto *c = new ControlSocket{};
+    c->plane = this;
+    c->listener = index;
+    c->fd = fd;
+    c->poll.data = c;
+    if (uv_poll_init(loop, &c->poll, fd) != 0) {
+      *why = "uv_poll_init failed";
+      /* The group keeps the program; without this socket its control index is out of range, and
+       * the kernel hashes those datagrams over the threads' sockets, which hand them up. */
+      close(fd);
+      delete c;
+      return nullptr;
+    }
+    uv_poll_start(&c->poll, UV_READABLE, [](uv_poll_t *h, int status, int) {
+      auto *cs = static_cast<ControlSocket *>(h->data);
+      if (status == 0) cs->plane->ReadControl(cs);
+    });
+    if (control_buf_.empty()) control_buf_.resize(CONTROL_BATCH * CONTROL_BUF);
+    return c;
+  }
+
+  static void CloseControl(ControlSocket *c) {
+    uv_poll_stop(&c->poll);
+    uv_close(reinterpret_cast<uv_handle_t *>(&c->poll), [](uv_handle_t *h) {
+      auto *cs = static_cast<ControlSocket *>(h->data);
+      close(cs->fd);
+      delete cs;
+    });
+  }
+
+  /* A control socket is readable: its datagrams go to the upcall callback, as the threads' do, with
+   * the thread that owns the client's 5-tuple. One callback scope for the batch (microtasks and
+   * ticks run once at its end). */
+  void ReadControl(ControlSocket *c) {
+    if (closed_) return;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::CallbackScope callback(env, *async_);
+    Napi::Function fn = upcall_.Value();
+    mmsghdr msgs[CONTROL_BATCH];
+    iovec iov[CONTROL_BATCH];
+    sockaddr_storage from[CONTROL_BATCH];
+    char text[INET6_ADDRSTRLEN];
+    for (int round = 0; round < CONTROL_ROUNDS && !closed_; round++) {
+      for (int i = 0; i < CONTROL_BATCH; i++) {
+        iov[i].iov_base = control_buf_.data() + (size_t)i * CONTROL_BUF;
+        iov[i].iov_len = CONTROL_BUF;
+        msgs[i].msg_hdr = msghdr{};
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      int n = recvmmsg(c->fd, msgs, CONTROL_BATCH, MSG_DONTWAIT, nullptr);
+      if (n <= 0) break;
+      for (int i = 0; i < n && !closed_; i++) {
+        size_t len = msgs[i].msg_len;
+        if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > 65535) continue;
+        uint16_t port = 0;
+        if (!format_address(&from[i], text, &port)) continue;
+        control_datagrams_++;
+        Napi::Buffer<uint8_t> buf =
+            Napi::Buffer<uint8_t>::Copy(env, static_cast<uint8_t *>(iov[i].iov_base), len);
+        fn.Call({Napi::Number::New(env, c->listener),
+                 Napi::Number::New(env, steer_thread(&from[i], (int)workers_.size())), buf,
+                 Napi::String::New(env, text), Napi::Number::New(env, port)});
+        if (env.IsExceptionPending()) {
+          Napi::Error e = env.GetAndClearPendingException();
+          napi_fatal_exception(env, e.Value());
+        }
+      }
+      if (n < CONTROL_BATCH) break;
+    }
+  }
+
+  /* controlDatagrams() → datagrams read from the control sockets (steered to the JS thread). */
+  Napi::Value ControlDatagrams(const Napi::CallbackInfo &info) {
+    return Napi::Number::New(info.Env(), (double)control_datagrams_);
   }
 
   /* Gathers a Buffer or an array of Buffers into iovecs; false when something else was passed. */
@@ -678,6 +821,10 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
   std::unordered_map<std::string, UserEntry> users_;
   uint32_t next_id_ = 0;
   Napi::ThreadSafeFunction tsfn_;
+  Napi::FunctionReference upcall_;               /* the same callback, for the control sockets */
+  std::unique_ptr<Napi::AsyncContext> async_;
+  std::vector<uint8_t> control_buf_;
+  uint64_t control_datagrams_ = 0;
   bool tsfn_live_ = false;
   bool closed_ = false;
 };

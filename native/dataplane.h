@@ -12,8 +12,8 @@
  *  - Permissions and channels are written only by the owning worker (from operations); JS keeps
  *    its own copy for the control plane's queries. Counters are relaxed atomics, written by the
  *    worker and read by JS.
- *  - RFC 8016 mobility moves an allocation to a new client 5-tuple, which SO_REUSEPORT may hash to
- *    another thread. JS queues OP_MOVE to the thread that owns the allocation (and sends every later
+ *  - RFC 8016 mobility moves an allocation to a new client 5-tuple, which may belong to another
+ *    thread. JS queues OP_MOVE to the thread that owns the allocation (and sends every later
  *    operation on it to the new thread). The old thread unlinks it from its client table and epoll
  *    set (the relay sockets stay open, their unread datagrams wait in the kernel), rewrites its
  *    client address, marks it owned by nobody (`owner` -1) and queues OP_ATTACH to the new thread,
@@ -24,7 +24,10 @@
  *    (events it already read may point at the allocation's relay sources) and skips them: it no
  *    longer owns the allocation.
  *  - Listener sockets belong to the threads; the JS thread may send on them (sendto is safe from
- *    any thread). They are closed after the threads have stopped.
+ *    any thread). They are closed after the threads have stopped. Each listening address also has
+ *    a control socket in its SO_REUSEPORT group, owned and read by the JS thread (steer.h): TURN
+ *    requests reach JS with no thread between, and a client's other datagrams reach the thread
+ *    steer_thread() names, which is where JS installs its allocation.
  */
 #ifndef TURNPIKE_DATAPLANE_H
 #define TURNPIKE_DATAPLANE_H

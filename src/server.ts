@@ -122,12 +122,13 @@ export async function startServer(
           addressPairs: relayList,
           // Called once TURN requests arrive, so `turn` (built below with this plane) exists by then.
           peerRule: (ip) => turn.peerPortRule(ip),
+          steering: !config.noRelaySteering,
           log,
         })
       : undefined;
   if (native !== undefined) {
     log.info(
-      { dataPlane: 'native', relayThreads: native.threads },
+      { dataPlane: 'native', relayThreads: native.threads, relaySteering: !config.noRelaySteering },
       'native data plane: UDP relayed by worker threads',
     );
     native.setSoftware(stunOptions(config).software);

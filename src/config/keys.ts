@@ -564,6 +564,11 @@ export const KEYS = [
     description:
       'Worker threads of the native data plane, each with its own SO_REUSEPORT socket per UDP listening address; -1: one per CPU; 0: the js data plane. Restart to change.',
   }),
+  boolean('no-relay-steering', 'noRelaySteering', {
+    default: false,
+    description:
+      "Native data plane: do not steer datagrams. By default a classic BPF program on each UDP listening address's SO_REUSEPORT group sends TURN requests straight to the main thread (the control plane) and each client's other datagrams to one worker thread, chosen from its address and port; with this set, or where the kernel refuses the program, the kernel's hash spreads every datagram over the threads, which hand TURN requests up. Restart to change.",
+  }),
   string('redis-url', 'redisUrl', {
     default: undefined,
     arg: 'url',

@@ -125,6 +125,7 @@ export interface Config {
   readonly dataPlane: DataPlaneMode;
   /** Native data plane threads; -1: one per CPU; 0: the JavaScript data plane. */
   readonly relayThreads: number;
+  readonly noRelaySteering: boolean;
   /** Fleet mode: the shared Redis (`redis-url`, redis:// or rediss://); unset: a lone node. Secret. */
   readonly redisUrl: string | undefined;
   /** Redis password (`redis-password`, best given as TURNPIKE_REDIS_PASSWORD_FILE). Secret. */

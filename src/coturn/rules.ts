@@ -66,7 +66,10 @@ export const RULES: Readonly<Record<string, Rule>> = {
   ),
   'aux-server': unsupported('turnpike serves only the listening-ip and listening-port listeners'),
   'udp-self-balance': unsupported(ONE_PROCESS),
-  'relay-threads': accepted('turnpike is single-threaded; the thread count has no meaning'),
+  'relay-threads': same(
+    'relay-threads',
+    "coturn's 0 relays in its listener thread; turnpike's 0 relays in JavaScript on the main thread (data-plane js)",
+  ),
   'no-udp-relay': special,
   'no-tcp-relay': special,
   'no-dtls': accepted('turnpike has no DTLS listener'),

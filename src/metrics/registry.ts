@@ -419,6 +419,15 @@ export class Metrics {
       'recvmmsg calls that returned datagrams (packets / batches = batch size).',
       (c) => c.recvBatches,
     );
+    new Counter({
+      name: 'turn_data_plane_control_datagrams_total',
+      help: 'Datagrams steered past the native threads to the control plane (TURN requests, unless no-relay-steering).',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(native.controlDatagrams());
+      },
+    });
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -69,6 +69,7 @@ t.test('defaults', async (t) => {
     sockBufSize: 0,
     dataPlane: 'auto',
     relayThreads: -1,
+    noRelaySteering: false,
     redisUrl: undefined,
     redisPassword: undefined,
     redisKeyPrefix: 'turnpike',

@@ -1,11 +1,13 @@
 /**
  * Which data plane runs, and the native one's threads: `data-plane`/`relay-threads`, the startup log
  * and `turn_data_plane_info`, the fallback when the addon is missing, exit 78 when `native` is asked
- * for and cannot run, and 100 UDP clients' flows spread over two threads by the kernel with every
- * packet counted once (per allocation, per thread, in `turn_relay_*`).
+ * for and cannot run, and 100 UDP clients' flows spread over two threads with every packet counted
+ * once (per allocation, per thread, in `turn_relay_*`), by the steering program (TURN requests then
+ * go straight to the control plane) and by the kernel's own hash (`no-relay-steering`: the
+ * threads hand them up).
  */
 import { spawnSync } from 'node:child_process';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadNativeAddon } from '../../src/io/native/addon.js';
 import { aliceOnLoopback, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
 import { byLabel, sample, scrape, total } from '../fixtures/helpers/prometheus.js';
@@ -15,7 +17,17 @@ const ALICE: TurnCredentials = { username: 'alice', password: 'wonderland', real
 const BIN = new URL('../../bin/turnpike.js', import.meta.url).pathname;
 const built = !('error' in loadNativeAddon());
 
-t.test('relay-threads 2: 100 clients spread over both threads, every packet counted once', async (t) => {
+for (const [steering, ip] of [
+  [true, '127.0.0.1'],
+  [true, '::1'],
+  [false, '127.0.0.1'],
+] as const)
+  t.test(
+    `relay-threads 2, steering ${steering ? 'on' : 'off (no-relay-steering)'}, ${ip}: 100 clients spread over both threads, every packet counted once`,
+    (t) => spreadOverThreads(t, steering, ip),
+  );
+
+async function spreadOverThreads(t: Test, steering: boolean, ip: string): Promise<void> {
   if (!built) {
     t.notOk(process.env['CI'], 'the addon is built in CI');
     return;
@@ -23,13 +35,19 @@ t.test('relay-threads 2: 100 clients spread over both threads, every packet coun
   const http = await freePort();
   const d = await startDaemon(
     [
-      ...aliceOnLoopback(),
+      '--realm',
+      'example.test',
+      '--user',
+      `${ALICE.username}:${ALICE.password}`,
+      '--listening-ip',
+      ip,
       '--allowed-peer-ip',
-      '127.0.0.1',
+      ip,
       '--data-plane',
       'native',
       '--relay-threads',
       '2',
+      ...(steering ? [] : ['--no-relay-steering']),
       '--prometheus',
       '--prometheus-port',
       String(http),
@@ -38,21 +56,30 @@ t.test('relay-threads 2: 100 clients spread over both threads, every packet coun
   );
   t.teardown(() => d.stop());
   t.ok(
-    d.lines.some((l) => l.includes('"dataPlane":"native"') && l.includes('"relayThreads":2')),
-    'the startup log names the native plane and its threads',
+    d.lines.some(
+      (l) =>
+        l.includes('"dataPlane":"native"') &&
+        l.includes('"relayThreads":2') &&
+        l.includes(`"relaySteering":${steering}`),
+    ),
+    'the startup log names the native plane, its threads and the steering',
+  );
+  t.notOk(
+    d.lines.some((l) => l.includes('kernel refused the steering program')),
+    'no steering refusal logged',
   );
   let text = await scrape(http);
   t.equal(sample(text, 'turn_data_plane_info', 'plane="native",threads="2"'), 1);
 
-  const peer = await TestPeer.bind('127.0.0.1');
+  const peer = await TestPeer.bind(ip);
   t.teardown(() => peer.close());
   const clients: TurnClient[] = [];
   t.teardown(() => Promise.all(clients.map((c) => c.close())));
   const PACKETS = 20;
   for (let i = 0; i < 100; i++) {
-    const c = await TurnClient.connect('127.0.0.1', d.port, ALICE);
+    const c = await TurnClient.connect(ip, d.port, ALICE);
     clients.push(c);
-    await c.allocate();
+    await c.allocate(ip.includes(':') ? { family: 6 } : {});
     await c.channelBind(0x4000 + i, peer.address);
   }
   let received = 0;
@@ -87,7 +114,17 @@ t.test('relay-threads 2: 100 clients spread over both threads, every packet coun
     'turn_relay_packets_total agrees',
   );
   t.equal(total(text, 'turn_data_plane_upcall_drops_total'), 0, 'no upcall dropped');
-});
+  // 300 requests: 100 × (Allocate with its 401, ChannelBind).
+  const control = total(text, 'turn_data_plane_control_datagrams_total');
+  const upcalls = total(text, 'turn_data_plane_upcalls_total');
+  if (steering) {
+    t.equal(control, 300, 'steered: every TURN request went straight to the control plane');
+    t.equal(upcalls, 0, 'steered: the threads handed nothing up');
+  } else {
+    t.equal(control, 0, 'not steered: no control socket');
+    t.equal(upcalls, 300, 'not steered: the threads handed every TURN request up');
+  }
+}
 
 t.test(
   'data-plane native where the addon cannot load: exit 78 naming the key; auto falls back',

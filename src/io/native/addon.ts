@@ -39,8 +39,19 @@ export type Upcall = (listener: number, thread: number, buf: Buffer, address: st
 /** The addon's `DataPlane` object (native/addon.cc). */
 export interface NativeHandle {
   readonly threads: number;
-  /** Binds one SO_REUSEPORT socket per thread; throws an Error with `code` (EADDRINUSE…). */
-  openListener(address: string, port: number, sockBuf: number): [index: number, port: number];
+  /**
+   * Binds one SO_REUSEPORT socket per thread and, with `steer`, the control socket the JS thread
+   * reads (native/steer.h); throws an Error with `code` (EADDRINUSE…). `notSteered`: "" when TURN
+   * requests are steered to the control socket, else why not (the threads then hand them up).
+   */
+  openListener(
+    address: string,
+    port: number,
+    sockBuf: number,
+    steer: boolean,
+  ): [index: number, port: number, notSteered: string];
+  /** Datagrams read from the control sockets so far. */
+  controlDatagrams(): number;
   send(
     listener: number,
     thread: number,

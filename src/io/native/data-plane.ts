@@ -75,6 +75,8 @@ export interface NativeDataPlaneOptions {
    * the control plane checks them (`TurnService.peerPortRule`, the policy in force).
    */
   readonly peerRule: (address: string) => PeerPortRule;
+  /** Not `no-relay-steering`: TURN requests go straight to this thread (native/steer.h). */
+  readonly steering: boolean;
   readonly log: Logger;
 }
 
@@ -99,6 +101,8 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   readonly js: JsDataPlane;
   private readonly stats: Stats;
   private readonly peerRule: (address: string) => PeerPortRule;
+  private readonly steering: boolean;
+  private readonly log: Logger;
   private readonly ids = new Map<Allocation, number>();
   /** Counters of native allocations after they ended (read by the allocation-ended log line). */
   private readonly ended = new WeakMap<Allocation, AllocationCounters>();
@@ -118,6 +122,8 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   constructor(options: NativeDataPlaneOptions) {
     this.stats = options.stats;
     this.peerRule = options.peerRule;
+    this.steering = options.steering;
+    this.log = options.log;
     this.js = new JsDataPlane({ clock: options.clock, stats: options.stats, addresses: options.addresses });
     const log = options.log;
     this.handle = new options.addon.DataPlane(
@@ -143,11 +149,24 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     this.synced = new Float64Array(options.addon.STATS);
   }
 
-  /** Opens a listening address on every thread; upcalls of it go to `target`. */
+  /**
+   * Opens a listening address on every thread and (unless `no-relay-steering`) its control socket, read
+   * on this thread; datagrams of it handed up go to `target`.
+   */
   openListener(address: string, port: number, sockBuf: number, target: UpcallTarget): [number, number] {
-    const [index, bound] = this.handle.openListener(address, port, sockBuf);
+    const [index, bound, notSteered] = this.handle.openListener(address, port, sockBuf, this.steering);
     this.targets[index] = target;
+    if (this.steering && notSteered !== '')
+      this.log.warn(
+        { address, port: bound, reason: notSteered },
+        'the kernel refused the steering program; the threads hand TURN requests up',
+      );
     return [index, bound];
+  }
+
+  /** Datagrams the control sockets delivered to this thread (steered TURN requests). */
+  controlDatagrams(): number {
+    return this.closed ? 0 : this.handle.controlDatagrams();
   }
 
   /**
