@@ -624,6 +624,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     op.type = OP_INSTALL;
     op.alloc = raw;
     Queue(t, op);
+    workers_[t]->watch_relays(raw); /* after the op is queued: see watch_relays */
     return Napi::Number::New(env, id);
   }
 
@@ -655,9 +656,14 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     Op op{};
     op.type = OP_UNINSTALL;
     op.alloc = a;
-    uint64_t seq = workers_[t]->post(op);
-    /* No descriptor to spare for release_port (EMFILE): wait for the thread to close them instead. */
-    if (!freed) workers_[t]->wait_applied(seq, UNINSTALL_WAIT_MS);
+    /* The ports are free already (release_port): the thread closes the stand-ins at its next wake
+     * or flush. With no descriptor to spare for release_port (EMFILE), it is woken and waited for. */
+    if (freed) {
+      Queue(t, op);
+    } else {
+      uint64_t seq = workers_[t]->post(op);
+      workers_[t]->wait_applied(seq, UNINSTALL_WAIT_MS);
+    }
     if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
     return info.Env().Undefined();
   }

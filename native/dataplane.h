@@ -237,6 +237,11 @@ class Worker {
    * timeout_ms at most (false). The worker never waits for JS, so this cannot deadlock. */
   bool wait_applied(uint64_t seq, int timeout_ms);
   void signal(); /* wakes the worker for the ops posted so far, unless it applied them already */
+  /* From the JS thread, right after posting an allocation's OP_INSTALL: puts its relay sockets in
+   * this thread's poll set (epoll_ctl is safe from any thread), so that a peer's datagram wakes the
+   * thread without the install having to (the thread applies queued ops before it reads a relay
+   * whose allocation is not linked yet). */
+  void watch_relays(Alloc *a);
   void take_upcalls(std::vector<Upcall> *out); /* from the JS thread */
   /* After every thread has stopped: applies the queued operations; true when there were any. */
   bool drain_ops();

@@ -309,6 +309,15 @@ bool Worker::wait_applied(uint64_t seq, int timeout_ms) {
   return applied_cv_.wait_for(g, std::chrono::milliseconds(timeout_ms), [&] { return applied_seq_ >= seq; });
 }
 
+void Worker::watch_relays(Alloc *a) {
+  for (int i = 0; i < a->nrelays; i++) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &a->relays[i];
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, a->relays[i].fd, &ev);
+  }
+}
+
 void Worker::signal() {
   /* Nothing left to wake for: a receive since the ops were posted applied them already. */
   if (!ops_pending_.load(std::memory_order_acquire)) return;
@@ -391,16 +400,11 @@ void Worker::apply(Op &op) {
       break;
     }
     case OP_INSTALL: {
+      /* The relay sockets are in the poll set already (watch_relays, by JS). */
       Alloc *a = op.alloc;
       Alloc *old = clients_->insert(a);
       if (old != nullptr) unlink(old); /* JS uninstalls before reinstalling; never expected */
       a->linked = true;
-      for (int i = 0; i < a->nrelays; i++) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.ptr = &a->relays[i];
-        epoll_ctl(epfd_, EPOLL_CTL_ADD, a->relays[i].fd, &ev);
-      }
       break;
     }
     case OP_UNINSTALL:
@@ -597,6 +601,8 @@ void Worker::on_listener(Source *s) {
 void Worker::on_relay(Source *s) {
   Batch &b = *batch_;
   Alloc *a = s->alloc;
+  /* A relay of an allocation whose install is still queued (JS watched its sockets first). */
+  if (!a->linked && owns(a)) apply_ops();
   for (int round = 0; round < BATCHES_PER_WAKE; round++) {
     /* Not ours (moved to another thread since epoll reported it): its new owner reads it. */
     if (!owns(a) || s->fd < 0 || !a->linked) return;

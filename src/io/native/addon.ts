@@ -97,7 +97,7 @@ export interface NativeHandle {
   setLimits(webrtcOnly: boolean, maxBps: number, userMaxBps: number, bpsCapacity: number): void;
   /**
    * Wakes the threads for the table operations queued so far: install, permission and channel
-   * queue without waking (a thread also applies them before it handles its next datagrams).
+   * (and uninstall) queue without waking (a thread also applies them before it handles its next datagrams).
    */
   flush(): void;
   close(): void;

@@ -81,7 +81,7 @@ export interface NativeDataPlaneOptions {
 }
 
 /** Longest a thread with nothing to receive waits for queued table operations (see wake). */
-const FLUSH_DELAY_MS = 1;
+const FLUSH_DELAY_MS = 50;
 
 const ZERO: AllocationCounters = Object.freeze({
   packetsToPeer: 0,
@@ -213,12 +213,14 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
 
   /**
    * The threads apply queued table operations before they handle the datagrams of their next
-   * receive, so a client's packet sent after a reply always finds the state the request made. What
-   * remains is a thread with nothing to receive: the flush wakes it at most FLUSH_DELAY_MS later,
-   * and only if it has not applied the operations in the meantime. A thread then holds a new
-   * relay socket out of its poll set (its datagrams wait in the socket) for at most that long
-   * (uninstalls wake it at once, so a released relay port is free for the next Allocate); in exchange a burst of Allocates, permissions and
-   * channels costs the threads no wake-ups of their own, which on a busy CPU are context switches.
+   * receive, so a client's packet sent after a reply always finds the state the request made, and a
+   * new allocation's relay sockets are in its thread's poll set from the start (the addon adds them
+   * from this thread), so a peer's datagram wakes the thread, which applies the install first.
+   * Nothing has to wait for a thread, then: the flush only bounds, to FLUSH_DELAY_MS, how long an
+   * idle thread keeps what uninstalls released (the relay ports are free at once; the stand-in
+   * descriptors and the memory go at the flush). In exchange a burst of Allocates, permissions,
+   * channels and releases costs the threads no wake-ups of their own, which on a busy CPU are
+   * context switches (and the main thread one timer per FLUSH_DELAY_MS, not one per turn).
    */
   private wake(): void {
     if (this.flushQueued) return;
@@ -246,7 +248,8 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     if (id === undefined) return;
     this.ids.delete(a);
     if (this.handle.counters(id, this.scratch)) this.ended.set(a, countersOf(this.scratch));
-    this.handle.uninstall(id); // wakes the thread at once: the relay ports are free right after
+    this.handle.uninstall(id); // the relay ports are free right after (see wake)
+    this.wake();
   }
 
   setPermission(a: Allocation, peerAddress: string, expiresAtSec: number): void {
