@@ -11,11 +11,13 @@
 #include <napi.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <memory>
+#include <random>
 #include <unordered_map>
 
 #include "dataplane.h"
@@ -151,7 +153,8 @@ struct Listener {
   tp_addr address;
   uint16_t port;
   std::vector<int> fds;            /* one per thread */
-  ControlSocket *control = nullptr; /* nullptr: not steered, the threads read everything */
+  ControlSocket *control = nullptr; /* read on the JS thread (nullptr: none, or closed after an error) */
+  bool steered = false;             /* the steering program is attached to the group */
 };
 
 /* The control sockets' receive batch (JS thread only). */
@@ -180,7 +183,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
             InstanceMethod("setSoftware", &DataPlane::SetSoftware),
             InstanceMethod("setLimits", &DataPlane::SetLimits),
             InstanceMethod("flush", &DataPlane::Flush),
-            InstanceMethod("controlDatagrams", &DataPlane::ControlDatagrams),
+            InstanceMethod("controlStats", &DataPlane::ControlStats),
             InstanceMethod("close", &DataPlane::Close),
         });
     exports.Set("DataPlane", ctor);
@@ -201,6 +204,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       return;
     }
     shared_ = std::make_unique<Shared>();
+    if (getrandom(&salt_, sizeof salt_, 0) != (ssize_t)sizeof salt_) salt_ = (uint32_t)std::random_device{}();
     Napi::Array map = info[1].As<Napi::Array>();
     for (uint32_t i = 0; i < map.Length(); i++) {
       Napi::Value row = map.Get(i);
@@ -259,7 +263,12 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(
           env, data, u.len, [](Napi::Env, uint8_t *p) { std::free(p); });
       if (closed_) continue; /* a previous callback closed the plane: free the rest */
-      fn.Call({Napi::Number::New(env, u.listener), Napi::Number::New(env, u.thread), buf,
+      /* On a steered listening address JS installs a client's allocation on the thread the program
+       * names, whichever thread read this datagram (steer.h). */
+      int thread = u.thread;
+      if (u.listener >= 0 && (size_t)u.listener < listeners_.size() && listeners_[u.listener].steered)
+        thread = steer_thread(&u.from, (int)workers_.size(), salt_);
+      fn.Call({Napi::Number::New(env, u.listener), Napi::Number::New(env, thread), buf,
                Napi::String::New(env, text), Napi::Number::New(env, port)});
       if (env.IsExceptionPending()) {
         /* The callback threw: report it like an uncaught exception, keep the rest of the batch. */
@@ -379,6 +388,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     if (steer) {
       why.clear();
       l.control = OpenControl(addr, l.port, sockbuf, index, &why);
+      l.steered = l.control != nullptr;
     }
     for (size_t t = 0; t < workers_.size(); t++) {
       Op op{};
@@ -411,12 +421,6 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       *why = std::string("bind: ") + strerror(-fd);
       return nullptr;
     }
-    int err = attach_steering(fd, addr.family, (int)workers_.size());
-    if (err != 0) {
-      *why = std::string("SO_ATTACH_REUSEPORT_CBPF: ") + strerror(err);
-      close(fd);
-      return nullptr;
-    }
     auto *c = new ControlSocket{};
     c->plane = this;
     c->listener = index;
@@ -424,27 +428,46 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     c->poll.data = c;
     if (uv_poll_init(loop, &c->poll, fd) != 0) {
       *why = "uv_poll_init failed";
-      /* The group keeps the program; without this socket its control index is out of range, and
-       * the kernel hashes those datagrams over the threads' sockets, which hand them up. */
       close(fd);
       delete c;
       return nullptr;
     }
+    int err = attach_steering(fd, addr.family, (int)workers_.size(), salt_);
+    if (err != 0) {
+      *why = std::string("SO_ATTACH_REUSEPORT_CBPF: ") + strerror(err);
+      CloseControl(c);
+      return nullptr;
+    }
     uv_poll_start(&c->poll, UV_READABLE, [](uv_poll_t *h, int status, int) {
       auto *cs = static_cast<ControlSocket *>(h->data);
-      if (status == 0) cs->plane->ReadControl(cs);
+      if (status == 0)
+        cs->plane->ReadControl(cs);
+      else
+        cs->plane->ControlFailed(cs);
     });
     if (control_buf_.empty()) control_buf_.resize(CONTROL_BATCH * CONTROL_BUF);
     return c;
   }
 
+  /* The control socket failed (libuv stopped polling it): close it. The program stays attached, its
+   * control index is then out of range and the kernel hashes TURN requests over the threads'
+   * sockets, which hand them up; clients' other datagrams stay steered. Counted in
+   * controlDatagrams()'s second figure. */
+  void ControlFailed(ControlSocket *c) {
+    control_failures_++;
+    if (c->listener >= 0 && (size_t)c->listener < listeners_.size() && listeners_[c->listener].control == c)
+      listeners_[c->listener].control = nullptr;
+    CloseControl(c);
+  }
+
+  /* Leaves the group at once (libuv allows closing the descriptor right after uv_poll_stop); the
+   * handle is freed when libuv has let go of it. */
   static void CloseControl(ControlSocket *c) {
     uv_poll_stop(&c->poll);
-    uv_close(reinterpret_cast<uv_handle_t *>(&c->poll), [](uv_handle_t *h) {
-      auto *cs = static_cast<ControlSocket *>(h->data);
-      close(cs->fd);
-      delete cs;
-    });
+    close(c->fd);
+    c->fd = -1;
+    uv_close(reinterpret_cast<uv_handle_t *>(&c->poll),
+             [](uv_handle_t *h) { delete static_cast<ControlSocket *>(h->data); });
   }
 
   /* A control socket is readable: its datagrams go to the upcall callback, as the threads' do, with
@@ -481,7 +504,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
         Napi::Buffer<uint8_t> buf =
             Napi::Buffer<uint8_t>::Copy(env, static_cast<uint8_t *>(iov[i].iov_base), len);
         fn.Call({Napi::Number::New(env, c->listener),
-                 Napi::Number::New(env, steer_thread(&from[i], (int)workers_.size())), buf,
+                 Napi::Number::New(env, steer_thread(&from[i], (int)workers_.size(), salt_)), buf,
                  Napi::String::New(env, text), Napi::Number::New(env, port)});
         if (env.IsExceptionPending()) {
           Napi::Error e = env.GetAndClearPendingException();
@@ -492,9 +515,13 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     }
   }
 
-  /* controlDatagrams() → datagrams read from the control sockets (steered to the JS thread). */
-  Napi::Value ControlDatagrams(const Napi::CallbackInfo &info) {
-    return Napi::Number::New(info.Env(), (double)control_datagrams_);
+  /* controlStats() → [datagrams read from the control sockets, control sockets closed after an error] */
+  Napi::Value ControlStats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, Napi::Number::New(env, (double)control_datagrams_));
+    out.Set(1u, Napi::Number::New(env, (double)control_failures_));
+    return out;
   }
 
   /* Gathers a Buffer or an array of Buffers into iovecs; false when something else was passed. */
@@ -831,6 +858,8 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
   std::unique_ptr<Napi::AsyncContext> async_;
   std::vector<uint8_t> control_buf_;
   uint64_t control_datagrams_ = 0;
+  uint64_t control_failures_ = 0;
+  uint32_t salt_ = 0; /* steer.h: random per plane */
   bool tsfn_live_ = false;
   bool closed_ = false;
 };

@@ -2,7 +2,8 @@
  * turnpike native data plane: the interface between the JavaScript control plane and the C++
  * worker threads. JavaScript (addon.cc) builds allocations and queues control operations; each
  * worker thread (worker.cc) owns an epoll set, one SO_REUSEPORT socket per UDP listening address,
- * the relay sockets of the allocations made through it, and its tables. The hot path takes no lock.
+ * the relay sockets of the allocations of the client 5-tuples it owns (steer.h), and its tables.
+ * The hot path takes no lock.
  *
  * Ownership and lifetime:
  *  - An Alloc is created by the JS thread with two references (JS and worker). The worker links it

@@ -18,7 +18,7 @@ static uint32_t word(const uint8_t *p) {
   return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
-int steer_thread(const sockaddr_storage *from, int threads) {
+int steer_thread(const sockaddr_storage *from, int threads, uint32_t salt) {
   if (threads <= 1) return 0;
   uint32_t x;
   if (from->ss_family == AF_INET) {
@@ -31,13 +31,13 @@ int steer_thread(const sockaddr_storage *from, int threads) {
   } else {
     return 0;
   }
-  return (int)(((x * MIX) >> 16) % (uint32_t)threads);
+  return (int)((((x ^ salt) * MIX) >> 16) % (uint32_t)threads);
 }
 
 /* Offsets into the IP header (negative: classic BPF's network-header base). */
 static uint32_t net(int offset) { return (uint32_t)(SKF_NET_OFF + offset); }
 
-std::vector<sock_filter> steering_program(int family, int threads) {
+std::vector<sock_filter> steering_program(int family, int threads, uint32_t salt) {
   const uint32_t control = (uint32_t)threads;
   std::vector<sock_filter> p;
   /* The packet starts at the UDP payload. Shorter than a STUN header: a worker's. */
@@ -67,6 +67,7 @@ std::vector<sock_filter> steering_program(int family, int threads) {
       p.push_back(BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0));
     }
   }
+  p.push_back(BPF_STMT(BPF_ALU | BPF_XOR | BPF_K, salt));
   p.push_back(BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, MIX));
   p.push_back(BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16));
   p.push_back(BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)(threads < 1 ? 1 : threads)));
@@ -74,8 +75,8 @@ std::vector<sock_filter> steering_program(int family, int threads) {
   return p;
 }
 
-int attach_steering(int fd, int family, int threads) {
-  std::vector<sock_filter> p = steering_program(family, threads);
+int attach_steering(int fd, int family, int threads, uint32_t salt) {
+  std::vector<sock_filter> p = steering_program(family, threads, salt);
   sock_fprog prog{};
   prog.len = (unsigned short)p.size();
   prog.filter = p.data();

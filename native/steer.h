@@ -21,20 +21,29 @@
 #include <linux/filter.h>
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <vector>
+
+#ifndef SO_ATTACH_REUSEPORT_CBPF
+#define SO_ATTACH_REUSEPORT_CBPF 51 /* Linux 4.5; older C library headers lack the name */
+#endif
 
 namespace turnpike {
 
 /* The worker thread (0..threads-1) of a client transport address; the same function as the BPF
- * program's (an IPv6 datagram with extension headers is the one case where they can differ). */
-int steer_thread(const sockaddr_storage *from, int threads);
+ * program's. `salt` is secret and random per process, so that nobody can choose source ports that
+ * all land on one thread. Where the two could differ (an IPv6 datagram with extension headers: the
+ * program reads the port at a fixed offset; datagrams a thread read before the program was
+ * attached), the thread that reads a client's datagram hands it up, and JS, told steer_thread()'s
+ * thread, finds the allocation there and relays it itself: slower, never lost. */
+int steer_thread(const sockaddr_storage *from, int threads, uint32_t salt);
 
 /* The program for a listening address of `family` (4 or 6) served by `threads` threads. */
-std::vector<sock_filter> steering_program(int family, int threads);
+std::vector<sock_filter> steering_program(int family, int threads, uint32_t salt);
 
 /* Attaches the program to the group of `fd` (a member bound last, after the workers' sockets).
  * 0, or the errno of the refusal. */
-int attach_steering(int fd, int family, int threads);
+int attach_steering(int fd, int family, int threads, uint32_t salt);
 
 }  // namespace turnpike
 #endif

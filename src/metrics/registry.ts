@@ -421,11 +421,20 @@ export class Metrics {
     );
     new Counter({
       name: 'turn_data_plane_control_datagrams_total',
-      help: 'Datagrams steered past the native threads to the control plane (TURN requests, unless no-relay-steering).',
+      help: 'STUN messages other than Binding requests and Send indications (TURN requests) steered past the native threads to the control plane (unless no-relay-steering).',
       registers: [r],
       collect() {
         this.reset();
-        this.inc(native.controlDatagrams());
+        this.inc(native.controlStats().datagrams);
+      },
+    });
+    new Counter({
+      name: 'turn_data_plane_control_socket_failures_total',
+      help: 'Control sockets closed after a poll error; their TURN requests then come up through the native threads.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(native.controlStats().failures);
       },
     });
   }

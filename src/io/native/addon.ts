@@ -50,8 +50,8 @@ export interface NativeHandle {
     sockBuf: number,
     steer: boolean,
   ): [index: number, port: number, notSteered: string];
-  /** Datagrams read from the control sockets so far. */
-  controlDatagrams(): number;
+  /** Datagrams read from the control sockets so far, and control sockets closed after a poll error. */
+  controlStats(): [datagrams: number, failures: number];
   send(
     listener: number,
     thread: number,

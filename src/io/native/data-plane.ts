@@ -7,9 +7,10 @@
  * both planes serve one daemon at once, per allocation, and the core's queries
  * (`hasPermission`, `liveChannels`…) never cross into native memory.
  *
- * Each allocation of a native client is installed on the thread whose socket received its
- * Allocate (the kernel's SO_REUSEPORT hash keeps a client 5-tuple on one thread), with relay
- * sockets bound here and handed to that thread. Updates are queued to it in order.
+ * Each allocation of a native client is installed on the thread that owns its 5-tuple (the one the
+ * steering program sends the client's datagrams to, native/steer.h; without steering, the one
+ * whose socket the kernel's SO_REUSEPORT hash gave its Allocate), with relay sockets bound here and
+ * handed to that thread. Updates are queued to it in order.
  */
 import type { Clock } from '../../core/clock.js';
 import type { Stats } from '../../core/stats.js';
@@ -159,14 +160,18 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
     if (this.steering && notSteered !== '')
       this.log.warn(
         { address, port: bound, reason: notSteered },
-        'the kernel refused the steering program; the threads hand TURN requests up',
+        'datagram steering unavailable on this address: the threads hand TURN requests up',
       );
     return [index, bound];
   }
 
-  /** Datagrams the control sockets delivered to this thread (steered TURN requests). */
-  controlDatagrams(): number {
-    return this.closed ? 0 : this.handle.controlDatagrams();
+  /**
+   * Datagrams the control sockets delivered to this thread (steered STUN messages: TURN requests),
+   * and control sockets closed after a poll error (their requests then come up through the threads).
+   */
+  controlStats(): { datagrams: number; failures: number } {
+    const [datagrams, failures] = this.handle.controlStats();
+    return { datagrams, failures };
   }
 
   /**
@@ -230,7 +235,7 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
 
   /**
    * RFC 8016: a UDP allocation of the threads moves to another client 5-tuple of this plane, on
-   * whichever thread the kernel hashes it to (the addon hands the allocation over); the JavaScript
+   * whichever thread owns that 5-tuple (the addon hands the allocation over); the JavaScript
    * plane's view moves with it. Streams' allocations are the JavaScript plane's alone.
    */
   move(a: Allocation, endpoint: ClientEndpoint, address: string, port: number): boolean {

@@ -1,8 +1,9 @@
 /**
  * A UDP listening address served by the native data plane: one SO_REUSEPORT socket per thread,
- * read by the threads. What they do not handle themselves (TURN requests, anything unexpected)
- * comes up here in batches and goes to the core with the endpoint of the thread that read it, so
- * answers leave through the same socket and the allocation is installed on that thread.
+ * read by the threads, and a control socket read on this thread (native/steer.h). TURN requests
+ * (from the control socket) and what the threads do not handle themselves (anything unexpected)
+ * come up here and go to the core with the endpoint of the thread that owns the client's 5-tuple,
+ * so answers leave through that thread's socket and the allocation is installed on that thread.
  */
 import type { StunCore } from '../../core/stun-core.js';
 import { BindError } from '../../errors.js';
