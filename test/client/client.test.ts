@@ -88,7 +88,8 @@ t.test('against turnpike', async (t) => {
       );
       const a = await c.allocate({ lifetime: 900 });
       t.equal(c.auth?.realm, REALM, 'realm learnt from the 401');
-      t.equal(a.lifetimeSec, 900);
+      // Counted from the request: 899 when the relay bind ends in the next second.
+      t.ok(a.lifetimeSec === 900 || a.lifetimeSec === 899, `lifetime ${a.lifetimeSec} s`);
       t.equal(a.relayed.address, '127.0.0.1');
       t.equal(a.response.integrity, 'sha1', 'success verified with the long-term key');
       await c.createPermission(p.address);

@@ -26,7 +26,6 @@
  * `lo`). `--allow-loopback-in-peer-connection` (see CHROMIUM_ARGS) lets it gather on `lo`. On a host
  * with another interface the test passes with or without that flag.
  */
-import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
 import t from 'tap';
@@ -43,7 +42,7 @@ import {
   trustSpkiArgs,
 } from '../fixtures/helpers/browser-chromium.js';
 import { makeCertificate, testDir } from '../fixtures/helpers/certificates.js';
-import { freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import { freePort, relayRange, startDaemon } from '../fixtures/helpers/daemon.js';
 import { logged, waitUntil } from '../fixtures/helpers/daemon-log.js';
 
 const MESSAGES = 200;
@@ -132,9 +131,8 @@ t.test('headless Chromium through turnpike', { skip, timeout: 60000 }, async (t)
 
   for (const c of CASES) {
     t.test(c.name, { timeout: c.transport === 'tls' ? 20000 : 15000 }, async (t) => {
-      // A range of 100 relay ports below Linux's ephemeral range; busy ports are skipped by the pool.
-      const minPort = 20000 + randomInt(100) * 100;
-      const maxPort = minPort + 99;
+      // A window of relay ports no other test uses (busy ports are skipped by the pool).
+      const [minPort, maxPort] = relayRange();
       const tlsArgs: string[] = [];
       let tls: { port: number; pin: string } | undefined;
       if (c.transport === 'tls') {

@@ -9,7 +9,13 @@ import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { AttrType, Method } from '../../src/core/constants.js';
 import { readAddress } from '../../src/core/stun/attrs.js';
-import { aliceOnLoopback, type Daemon, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
+import {
+  aliceOnLoopback,
+  type Daemon,
+  freePort,
+  relayRange,
+  startDaemon,
+} from '../fixtures/helpers/daemon.js';
 import { byLabel, scrape } from '../fixtures/helpers/prometheus.js';
 import { sleep } from '../fixtures/helpers/turn-client.js';
 import { StreamTurnClient } from '../fixtures/helpers/turn-stream-client.js';
@@ -169,15 +175,9 @@ t.test('1000 idle connections from one IP do not lock out a new client from that
 
 t.test('2000 connections from one IP that each hold an allocation all stay up', async (t) => {
   const started = Date.now();
-  // 2000 relay sockets need a port range that wide (the test helper's default range has 500), kept
-  // out of the ephemeral range like the helper's: a 2500-port window in 12000-31999.
-  const minPort = 12000 + 500 * Math.floor(Math.random() * 36);
-  const { d, metrics } = await daemon(t, [
-    '--min-port',
-    String(minPort),
-    '--max-port',
-    String(minPort + 2499),
-  ]);
+  // 2000 relay sockets need a port range that wide (the test helper's default range has 500).
+  const [minPort, maxPort] = relayRange(5);
+  const { d, metrics } = await daemon(t, ['--min-port', String(minPort), '--max-port', String(maxPort)]);
   const N = 2000;
   const clients: Client[] = [];
   t.teardown(() => {
