@@ -1,9 +1,12 @@
 /*
- * turnpike-bench's native traffic engine: the client→peer (c2p) and peer→client (p2c) windows of
- * the load tool, paced and counted exactly as the JS engine (src/load-tool/engine.ts) does, without
- * a JS call, a Buffer or a libuv round per packet. (Below, c2p; for p2c the peer sockets send the
- * bare payload to each allocation's relay address, and the client sockets, which JS stops reading
- * for the window, are read and unframed: ChannelData, or a Data indication's DATA attribute.)
+ * turnpike-bench's native traffic engine: the client→peer (c2p), peer→client (p2c) and echo windows
+ * of the load tool, paced and counted exactly as the JS engine (src/load-tool/engine.ts) does,
+ * without a JS call, a Buffer or a libuv round per packet. (Below, c2p; for p2c the peer sockets
+ * send the bare payload to each allocation's relay address, and the client sockets, which JS stops
+ * reading for the window, are read and unframed: ChannelData, or a Data indication's DATA attribute.
+ * echo sends as c2p does; the peer sockets send every datagram straight back to where it came from
+ * (the relay address) as soon as it arrives, and the client sockets are read as for p2c, so the
+ * latency is the round trip.)
  *
  * What JS hands over (after it has set the allocations up over TURN in JS):
  *  - per allocation, the descriptor of its connected client socket (a Node dgram socket; Node keeps
@@ -24,6 +27,8 @@
  *     then sleep to the next tick and read every ready peer socket (epoll_wait without waiting),
  *       recvmmsg batches of RECV_BATCH with MSG_TRUNC into RECV_SNAP bytes each (the payload header
  *       is all the accounting reads) and each datagram's kernel receive time (SO_TIMESTAMPNS);
+ *       echo instead waits in epoll until the next tick, so a peer socket's datagrams go back when
+ *       they arrive (one wake-up, one recvmmsg, one sendmmsg), not at the tick;
  *   then drain: receive until nothing arrived for QUIET_NS, at most DRAIN_MAX_NS.
  *
  * A received datagram is: stray (shorter than the payload header, no magic, or an allocation this
@@ -48,6 +53,7 @@
 #include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +100,9 @@ constexpr size_t GSO_MAX_BYTES = 60000;
 constexpr int RECV_BATCH = 64;
 /* Bytes of each received datagram copied out: the payload header (MSG_TRUNC gives the length). */
 constexpr size_t RECV_SNAP = 128; /* p2c: a Data indication's XOR-PEER-ADDRESS and DATA header first */
+/* echo: whole datagrams at the peer sockets (longer ones are stray: the tool sends at most 1500 B). */
+constexpr size_t ECHO_BUF = 2048;
+static_assert(RECV_BATCH <= SEND_BATCH, "an echo batch is sent back through smsg_");
 /* recvmmsg calls per ready socket per tick (what is left waits for the next tick), so one busy
  * socket cannot starve the sender. */
 constexpr int RECV_ROUNDS = 32;
@@ -129,6 +138,7 @@ enum Counter {
   C_JITTER_SUM,
   C_JITTER_FLOWS,
   C_JITTER_MAX,
+  C_FORWARDED, /* echo: this window's payloads the peer sockets sent back */
   C_COUNT
 };
 
@@ -157,6 +167,7 @@ struct Flow {
 /* The counters of one window; written by its thread only, read by JS after the join. */
 struct Window {
   uint64_t offered = 0, sent = 0, skipped = 0, send_errors = 0, received = 0, stray = 0, late = 0;
+  uint64_t forwarded = 0;
   double cpu_sec = -1, send_ms = 0, drain_ms = 0;
   std::vector<uint64_t> hist = std::vector<uint64_t>(BUCKET_COUNT, 0);
   uint64_t hist_total = 0, hist_min = UINT64_MAX, hist_max = 0;
@@ -180,13 +191,15 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
                        });
   }
 
-  /* new LoadGen(firstFlow, flowSlots): allocations firstFlow … firstFlow + flowSlots − 1. */
+  /* new LoadGen(firstFlow, flowSlots[, echo]): allocations firstFlow … firstFlow + flowSlots − 1. */
   explicit LoadGen(const Napi::CallbackInfo &info) : Napi::ObjectWrap<LoadGen>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-      Napi::TypeError::New(env, "LoadGen(firstFlow, flowSlots)").ThrowAsJavaScriptException();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber() ||
+        (info.Length() >= 3 && !info[2].IsBoolean())) {
+      Napi::TypeError::New(env, "LoadGen(firstFlow, flowSlots[, echo])").ThrowAsJavaScriptException();
       return;
     }
+    echo_ = info.Length() >= 3 && info[2].As<Napi::Boolean>().Value();
     double first = info[0].As<Napi::Number>().DoubleValue();
     double slots = info[1].As<Napi::Number>().DoubleValue();
     if (!(first >= 0 && first <= double(UINT32_MAX) && first == std::floor(first)) ||
@@ -332,18 +345,15 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
         Napi::RangeError::New(env, "addFlow: bad peer index or relay address").ThrowAsJavaScriptException();
         return env.Undefined();
       }
-      epoll_event ev;
-      memset(&ev, 0, sizeof ev);
-      ev.events = EPOLLIN;
-      ev.data.u64 = CLIENT_SOURCE | uint32_t(fd);
-      if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST) {
-        Napi::Error::New(env, std::string("addFlow: epoll_ctl: ") + strerror(errno)).ThrowAsJavaScriptException();
+      if (echo_) {
+        Napi::TypeError::New(env, "addFlow: an echo engine's flows send from the client socket")
+            .ThrowAsJavaScriptException();
         return env.Undefined();
       }
-      /* Arrival times from the kernel, as on the peer sockets (Node's reads ignore the cmsg). */
-      int on = 1;
-      setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+      if (!WatchClient(env, fd)) return env.Undefined();
       f.peer = int(peer_index);
+    } else if (echo_ && !WatchClient(env, fd)) {
+      return env.Undefined();
     }
     f.index = uint32_t(index);
     f.fd = fd;
@@ -353,6 +363,22 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     flows_.push_back(std::move(f));
     template_bytes_ += n;
     return env.Undefined();
+  }
+
+  /* Reads client socket `fd` in the windows (p2c, echo): false with a JS exception when epoll refuses. */
+  bool WatchClient(Napi::Env env, int fd) {
+    epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.u64 = CLIENT_SOURCE | uint32_t(fd);
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST) {
+      Napi::Error::New(env, std::string("addFlow: epoll_ctl: ") + strerror(errno)).ThrowAsJavaScriptException();
+      return false;
+    }
+    /* Arrival times from the kernel, as on the peer sockets (Node's reads ignore the cmsg). */
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    return true;
   }
 
   /* start(trial, ratePps, durationMs): runs the window on a new thread. */
@@ -454,6 +480,7 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     c[C_JITTER_SUM] = jsum;
     c[C_JITTER_FLOWS] = jflows;
     c[C_JITTER_MAX] = jmax;
+    c[C_FORWARDED] = double(w.forwarded);
     for (int i = 0; i < BUCKET_COUNT; i++) b[i] = double(w.hist[size_t(i)]);
     return env.Undefined();
   }
@@ -696,20 +723,124 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
    * from the kernel's receive timestamp (SO_TIMESTAMPNS), so the latency is not the tick's.
    */
   void Receive(int64_t until) {
+    if (echo_) {
+      ReceiveEcho(until);
+      return;
+    }
     if (until > now_ns()) {
       timespec ts{time_t(until / 1000000000), long(until % 1000000000)};
       while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
       }
     }
-    /* CLOCK_REALTIME (the receive timestamps' clock) minus CLOCK_MONOTONIC, read back to back. */
-    timespec rt, mt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    clock_gettime(CLOCK_MONOTONIC, &mt);
-    realtime_offset_ = (int64_t(rt.tv_sec) - int64_t(mt.tv_sec)) * 1000000000 + (rt.tv_nsec - mt.tv_nsec);
+    ReadOffset();
     epoll_event events[MAX_EVENTS];
     int n = epoll_wait(epfd_, events, MAX_EVENTS, 0);
     for (int i = 0; i < n; i++)
       ReadPeer(int(uint32_t(events[i].data.u64)), (events[i].data.u64 & CLIENT_SOURCE) != 0);
+  }
+
+  /* CLOCK_REALTIME (the receive timestamps' clock) minus CLOCK_MONOTONIC, read back to back. */
+  void ReadOffset() {
+    timespec rt, mt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mt);
+    realtime_offset_ = (int64_t(rt.tv_sec) - int64_t(mt.tv_sec)) * 1000000000 + (rt.tv_nsec - mt.tv_nsec);
+  }
+
+  /*
+   * echo: waits in epoll until `until`, handling sockets as they become ready: a peer socket's
+   * datagrams go straight back (the peer's turnaround is one wake-up, not a tick), a client socket's
+   * are counted. The wait has nanosecond resolution (epoll_pwait2) where the kernel has it, else
+   * epoll_wait's milliseconds, rounded up (a late tick only delays sending, never a timestamp).
+   */
+  void ReceiveEcho(int64_t until) {
+    ReadOffset();
+    epoll_event events[MAX_EVENTS];
+    /* Each pass either handles events or waits out the rest of the tick (a pass per event burst). */
+    for (int pass = 0; pass < 1024; pass++) {
+      const int64_t left = until - now_ns();
+      int n;
+      if (left <= 0) {
+        n = epoll_wait(epfd_, events, MAX_EVENTS, 0);
+      } else {
+        n = WaitNs(events, left);
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (left <= 0 || n < 0) return;
+        continue;
+      }
+      for (int i = 0; i < n; i++) {
+        const int fd = int(uint32_t(events[i].data.u64));
+        if ((events[i].data.u64 & CLIENT_SOURCE) != 0) ReadPeer(fd, true);
+        else EchoPeer(fd);
+      }
+      if (left <= 0) return;
+    }
+  }
+
+  /* epoll wait of at most `ns` nanoseconds. */
+  int WaitNs(epoll_event *events, int64_t ns) {
+#ifdef SYS_epoll_pwait2
+    if (pwait2_) {
+      timespec ts{time_t(ns / 1000000000), long(ns % 1000000000)};
+      long r = syscall(SYS_epoll_pwait2, epfd_, events, MAX_EVENTS, &ts, nullptr, 0);
+      if (r >= 0 || errno != ENOSYS) return int(r);
+      pwait2_ = false;
+    }
+#endif
+    return epoll_wait(epfd_, events, MAX_EVENTS, int((ns + 999999) / 1000000));
+  }
+
+  /* echo: every datagram at peer socket `fd` back to its source, a recvmmsg/sendmmsg pair a batch. */
+  void EchoPeer(int fd) {
+    Window &w = window_;
+    for (int round = 0; round < RECV_ROUNDS; round++) {
+      for (int j = 0; j < RECV_BATCH; j++) {
+        eiov_[j] = {ebuf_[j], ECHO_BUF};
+        memset(&rmsg_[j], 0, sizeof rmsg_[j]);
+        rmsg_[j].msg_hdr.msg_name = &efrom_[j];
+        rmsg_[j].msg_hdr.msg_namelen = sizeof efrom_[j];
+        rmsg_[j].msg_hdr.msg_iov = &eiov_[j];
+        rmsg_[j].msg_hdr.msg_iovlen = 1;
+      }
+      int r = recvmmsg(fd, rmsg_, RECV_BATCH, MSG_DONTWAIT, nullptr);
+      if (r <= 0) return;
+      int out = 0;
+      for (int j = 0; j < r; j++) {
+        const unsigned len = rmsg_[j].msg_len;
+        if ((rmsg_[j].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > ECHO_BUF) {
+          w.stray++;
+          continue;
+        }
+        if (len >= PAYLOAD_HEADER_BYTES && get32(ebuf_[j]) == PAYLOAD_MAGIC && get32(ebuf_[j] + 4) == trial_)
+          w.forwarded++;
+        iovec &v = eiov_[j];
+        v.iov_len = len;
+        mmsghdr &m = smsg_[out++];
+        memset(&m, 0, sizeof m);
+        m.msg_hdr.msg_name = &efrom_[j];
+        m.msg_hdr.msg_namelen = rmsg_[j].msg_hdr.msg_namelen;
+        m.msg_hdr.msg_iov = &v;
+        m.msg_hdr.msg_iovlen = 1;
+      }
+      int at = 0;
+      for (int calls = 0; at < out && calls < out; calls++) {
+        int s = sendmmsg(fd, &smsg_[at], unsigned(out - at), MSG_DONTWAIT);
+        if (s > 0) {
+          at += s;
+        } else if (s < 0 && errno == EINTR) {
+          continue;
+        } else if (s < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+          break;
+        } else {
+          at++; /* this one is given up (counted below with what is left) */
+          w.send_errors++;
+        }
+      }
+      if (at < out) w.send_errors += uint64_t(out - at);
+      if (r < RECV_BATCH) return;
+    }
   }
 
   /* Reads a peer socket (c2p: bare payloads) or a client socket (p2c: ChannelData, Data indications). */
@@ -849,6 +980,12 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
   int64_t realtime_offset_ = 0;
   iovec riov_[RECV_BATCH];
   mmsghdr rmsg_[RECV_BATCH];
+  /* echo: the engine's mode (constructor), epoll_pwait2 not refused yet, the peer sockets' batch. */
+  bool echo_ = false;
+  bool pwait2_ = true;
+  uint8_t ebuf_[RECV_BATCH][ECHO_BUF];
+  sockaddr_storage efrom_[RECV_BATCH];
+  iovec eiov_[RECV_BATCH];
 };
 
 }  // namespace

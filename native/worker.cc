@@ -11,6 +11,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -516,6 +518,10 @@ void Worker::unlink(Alloc *a) {
 }
 
 void Worker::run() {
+  /* `top -H`, `perf`, /proc/PID/task/TID/comm: tp-relay-0, tp-relay-1, … (15 bytes at most). */
+  char name[16];
+  snprintf(name, sizeof name, "tp-relay-%d", index_ % 10000);
+  pthread_setname_np(pthread_self(), name);
   epoll_event events[64];
   for (;;) {
     int n = epoll_wait(epfd_, events, 64, -1);

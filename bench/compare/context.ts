@@ -155,8 +155,8 @@ export function serverArgs(ctx: Context, target: Target, s: RunningServer): stri
     String(s.child.pid),
     '--workers',
     String(ctx.options.toolWorkers),
-    // auto: the native traffic engine for the c2p rate searches (the JS engine's ~200k pkt/s capped
-    // every server), the JS engine where the native one does not run (p2c, echo).
+    // auto: the native traffic engine (the JS engine's ~200k pkt/s capped every server's rate, and its
+    // event loop added its own jitter to every echo round trip).
     '--engine',
     ctx.options.toolEngine,
   ];

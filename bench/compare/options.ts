@@ -76,8 +76,8 @@ export const USAGE = `Usage: npm run bench:compare -- [options]
   --sock-buf BYTES      SO_RCVBUF/SO_SNDBUF for turnpike (--sock-buf-size) and the forwarder; default
                         4194304, what coturn sets on its listener (capped by rmem_max); 0: OS default
   --tool-workers N      worker threads of the load tool (default 1: it has one CPU of its own)
-  --tool-engine E       the load tool's --engine: auto (default: the native traffic engine where it
-                        runs, c2p), js or native
+  --tool-engine E       the load tool's --engine: auto (default: the native traffic engine when the
+                        addon is built), js or native
   --pin auto|off        pin the tool and the one-thread servers to separate CPUs (default auto)
   --out DIR             where compare-<date>.json/.md go (default bench/results)
   --baseline            also write bench/results/baseline-compare.json and .md

@@ -153,12 +153,12 @@ export class Engine {
    */
   private chooseEngine(sample: Flow | undefined): void {
     const c = this.config;
-    let { engine, reason } = resolveEngine(c.engine, c.direction);
+    let { engine, reason } = resolveEngine(c.engine);
     if (engine === 'native' && sample !== undefined && socketFd(sample.socket) === undefined) {
       engine = 'js';
       reason = 'no descriptor on Node dgram sockets (socket._handle.fd)';
-    } else if (engine === 'native' && c.direction === 'p2c' && sample !== undefined) {
-      // p2c: the engine reads the client sockets, so libuv must be able to stop reading them.
+    } else if (engine === 'native' && c.direction !== 'c2p' && sample !== undefined) {
+      // p2c, echo: the engine reads the client sockets, so libuv must be able to stop reading them.
       if (!setReceiving(sample.socket, false) || !setReceiving(sample.socket, true)) {
         engine = 'js';
         reason = 'Node dgram handles cannot stop reading (recvStop)';
@@ -171,14 +171,14 @@ export class Engine {
     }
     const loaded = loadLoadGen();
     if ('error' in loaded) throw new Error(loaded.error); // resolveEngine has just loaded it
-    this.native = new loaded.addon.LoadGen(c.firstFlow, Math.max(1, c.flowCount));
+    this.native = new loaded.addon.LoadGen(c.firstFlow, Math.max(1, c.flowCount), c.direction === 'echo');
     if (!c.gso) this.native.gso(false);
     this.engineName = 'native';
   }
 
   /**
    * Gives the native engine every ready allocation: client socket descriptor and packet template
-   * (c2p: what the client sends; p2c: the bare payload a peer sends to the relay address).
+   * (c2p and echo: what the client sends; p2c: the bare payload a peer sends to the relay address).
    */
   private handOver(native: LoadGenHandle, ready: readonly Flow[]): void {
     const size = this.config.size;
@@ -412,8 +412,8 @@ export class Engine {
     if (this.native !== undefined) {
       // A stop() before this window ends it at once, as the JS engine's first tick does.
       if (this.stopRequested) this.native.stop();
-      if (this.config.direction !== 'p2c') return runNativeWindow(this.native, trial, ratePps, durationMs);
-      // p2c: the engine reads the client sockets; libuv stops reading them for the window.
+      if (this.config.direction === 'c2p') return runNativeWindow(this.native, trial, ratePps, durationMs);
+      // p2c, echo: the engine reads the client sockets; libuv stops reading them for the window.
       const sockets = this.active.map((f) => f.socket);
       for (const s of sockets) setReceiving(s, false);
       const resume = (): void => {

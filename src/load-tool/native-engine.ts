@@ -1,20 +1,22 @@
 /**
- * The native traffic engine (native/loadgen.cc, the addon's `LoadGen`): c2p and p2c windows sent with
- * sendmmsg and received with recvmmsg on a native thread, so a window at several hundred thousand
- * packets/s costs the tool no JS per packet. The allocations are still set up in JS (setup.ts); the
- * engine gets each one's client socket descriptor and packet template, and opens the peer sockets
- * itself so JS can CreatePermission/ChannelBind to their ports. For p2c the engine reads the client
- * sockets: libuv stops reading them for the window (setReceiving) and resumes after it.
+ * The native traffic engine (native/loadgen.cc, the addon's `LoadGen`): c2p, p2c and echo windows sent
+ * with sendmmsg and received with recvmmsg on a native thread, so a window at several hundred thousand
+ * packets/s costs the tool no JS per packet, and an echo round trip carries no event-loop delay of the
+ * tool's. The allocations are still set up in JS (setup.ts); the engine gets each one's client socket
+ * descriptor and packet template, and opens the peer sockets itself so JS can CreatePermission and
+ * ChannelBind to their ports. For p2c and echo the engine reads the client sockets: libuv stops reading
+ * them for the window (setReceiving) and resumes after it. For echo the peer sockets send each datagram
+ * back to the relay address it came from as soon as it arrives.
  *
  * Which engine runs (`--engine`): `js` always the JS engine; `native` the native one or an error;
- * `auto` the native one when the addon loads and the workload is one it runs (c2p or p2c, either
- * data path; not echo), else the JS engine, with the reason in the report. The latency and jitter accounting is the
- * same as the JS engine's: payload.ts header, hdr.ts buckets, RFC 3550 jitter.
+ * `auto` the native one when the addon loads, else the JS engine, with the reason in the report. The
+ * latency and jitter accounting is the same as the JS engine's: payload.ts header, hdr.ts buckets,
+ * RFC 3550 jitter.
  */
 import type { Socket } from 'node:dgram';
 import { loadNativeAddon } from '../io/native/addon.js';
 import { BUCKET_COUNT, type HistogramSnapshot } from './hdr.js';
-import type { Direction, WindowReport } from './types.js';
+import type { WindowReport } from './types.js';
 
 export type EngineName = 'js' | 'native';
 export type EngineChoice = EngineName | 'auto';
@@ -38,6 +40,7 @@ export const NATIVE_COUNTERS = [
   'jitterSum',
   'jitterFlows',
   'jitterMax',
+  'forwarded',
 ] as const;
 type NativeCounter = (typeof NATIVE_COUNTERS)[number];
 
@@ -70,7 +73,12 @@ export interface LoadGenHandle {
 }
 
 interface LoadGenAddon {
-  readonly LoadGen: new (firstFlow: number, flowSlots: number) => LoadGenHandle;
+  /** `echo`: the peer sockets send back what reaches them, and the client sockets are read. */
+  readonly LoadGen: new (
+    firstFlow: number,
+    flowSlots: number,
+    echo?: boolean,
+  ) => LoadGenHandle;
   readonly LOADGEN_COUNTERS: number;
   readonly LOADGEN_BUCKETS: number;
 }
@@ -90,21 +98,13 @@ export function loadLoadGen(): { addon: LoadGenAddon } | { error: string } {
   return { addon: addon as LoadGenAddon };
 }
 
-/** Why the native engine does not run `direction`, or undefined when it does. */
-export function nativeUnsupported(direction: Direction): string | undefined {
-  return direction === 'echo' ? 'the native engine runs c2p and p2c, not echo' : undefined;
-}
-
 /**
- * The engine to run for `choice` and `direction`: the native one only when it can, with the
- * reason when it cannot (an error for an explicit `native`, a fallback for `auto`).
+ * The engine to run for `choice`: the native one only when it can, with the reason when it cannot
+ * (an error for an explicit `native`, a fallback for `auto`).
  */
-export function resolveEngine(
-  choice: EngineChoice,
-  direction: Direction,
-): { engine: EngineName; reason: string | undefined } {
+export function resolveEngine(choice: EngineChoice): { engine: EngineName; reason: string | undefined } {
   if (choice === 'js') return { engine: 'js', reason: undefined };
-  const reason = nativeUnsupported(direction) ?? loadLoadGenError();
+  const reason = loadLoadGenError();
   return reason === undefined ? { engine: 'native', reason: undefined } : { engine: 'js', reason };
 }
 
@@ -191,7 +191,7 @@ export function runNativeWindow(
           skipped: c('skipped'),
           sendErrors: c('sendErrors'),
           received: c('received'),
-          forwarded: 0,
+          forwarded: c('forwarded'),
           stray: c('stray'),
           late: c('late'),
           cpuSec: c('cpuSec') < 0 ? undefined : c('cpuSec'),

@@ -1,7 +1,7 @@
 /** Command line of `turnpike-bench`: parsing, validation and the usage text. */
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import { type EngineChoice, nativeUnsupported } from './native-engine.js';
+import type { EngineChoice } from './native-engine.js';
 import { MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES } from './payload.js';
 import type { Credentials } from './turn-session.js';
 import type { DataPath, Direction, HostPort } from './types.js';
@@ -28,9 +28,9 @@ Load
   --workers N                worker threads sharing the allocations (default 1)
   --engine js|native|auto    traffic engine: js (the event loop sends and receives), native (the
                              addon's engine: sendmmsg/recvmmsg on a thread of its own per worker,
-                             c2p and p2c, several times the packet rate), or auto (default: native
-                             when the addon is built and the direction is c2p or p2c, else js); the
-                             report says which ran
+                             several times the packet rate, no event-loop delay in an echo), or
+                             auto (default: native when the addon is built, else js); the report
+                             says which ran
   --no-gso                   native engine: one datagram per sendmmsg entry, not UDP GSO (default:
                              GSO when the kernel takes it; the server still receives single datagrams)
   --peers N                  peer sockets per worker (default: min(4, its allocations))
@@ -321,9 +321,6 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
   const pin = oneOf(values.pin, 'pin', ['auto', 'off'] as const, 'auto') === 'auto';
   const direction = oneOf(values.direction, 'direction', ['c2p', 'p2c', 'echo'] as const, 'c2p');
   const engine = oneOf(values.engine, 'engine', ['js', 'native', 'auto'] as const, 'auto');
-  const unsupported = nativeUnsupported(direction);
-  if (engine === 'native' && unsupported !== undefined)
-    throw new UsageError(`--engine native: ${unsupported}`);
 
   return {
     mode,

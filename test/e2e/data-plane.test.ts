@@ -7,6 +7,7 @@
  * threads hand them up).
  */
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { loadNativeAddon } from '../../src/io/native/addon.js';
 import { aliceOnLoopback, freePort, startDaemon } from '../fixtures/helpers/daemon.js';
@@ -70,6 +71,14 @@ async function spreadOverThreads(t: Test, steering: boolean, ip: string): Promis
   );
   let text = await scrape(http);
   t.equal(sample(text, 'turn_data_plane_info', 'plane="native",threads="2"'), 1);
+  const names = readdirSync(`/proc/${d.proc.pid}/task`).map((tid) =>
+    readFileSync(`/proc/${d.proc.pid}/task/${tid}/comm`, 'utf8').trim(),
+  );
+  t.same(
+    names.filter((n) => n.startsWith('tp-relay-')).sort(),
+    ['tp-relay-0', 'tp-relay-1'],
+    'the relay threads are named for top -H and perf',
+  );
 
   const peer = await TestPeer.bind(ip);
   t.teardown(() => peer.close());
