@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <napi.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -157,6 +158,21 @@ struct Listener {
   bool steered = false;             /* the steering program is attached to the group */
 };
 
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+/* What the kernel dropped at socket `fd` so far (receive buffer full): SO_MEMINFO's SK_MEMINFO_DROPS,
+ * a 32-bit count kept by the socket itself. 0 where the kernel does not say (before Linux 4.6). */
+static uint32_t socket_drops(int fd) {
+  uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof mem;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+      len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))
+    return 0;
+  return mem[SK_MEMINFO_DROPS];
+}
+
 /* The control sockets' receive batch (JS thread only). */
 static constexpr int CONTROL_BATCH = 16;
 static constexpr size_t CONTROL_BUF = 65536 + 4;
@@ -184,6 +200,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
             InstanceMethod("setLimits", &DataPlane::SetLimits),
             InstanceMethod("flush", &DataPlane::Flush),
             InstanceMethod("controlStats", &DataPlane::ControlStats),
+            InstanceMethod("socketDrops", &DataPlane::SocketDrops),
             InstanceMethod("close", &DataPlane::Close),
         });
     exports.Set("DataPlane", ctor);
@@ -455,6 +472,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
    * controlDatagrams()'s second figure. */
   void ControlFailed(ControlSocket *c) {
     control_failures_++;
+    closed_control_drops_ += socket_drops(c->fd); /* its count ends with it */
     if (c->listener >= 0 && (size_t)c->listener < listeners_.size() && listeners_[c->listener].control == c)
       listeners_[c->listener].control = nullptr;
     CloseControl(c);
@@ -521,6 +539,25 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     Napi::Array out = Napi::Array::New(env, 2);
     out.Set(0u, Napi::Number::New(env, (double)control_datagrams_));
     out.Set(1u, Napi::Number::New(env, (double)control_failures_));
+    return out;
+  }
+
+  /*
+   * socketDrops() → [datagrams the kernel dropped at the threads' listening sockets, at the control
+   * sockets] (receive buffers full). Read from the sockets at each call (a getsockopt per socket:
+   * threads × listening addresses), so a scrape sees them without a cost on the hot path. Each
+   * socket's own count is 32 bits; the sums are exact until one socket passes 2^32 drops.
+   */
+  Napi::Value SocketDrops(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double listener = 0, control = (double)closed_control_drops_;
+    for (const Listener &l : listeners_) {
+      for (int fd : l.fds) listener += socket_drops(fd);
+      if (l.control != nullptr) control += socket_drops(l.control->fd);
+    }
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, Napi::Number::New(env, listener));
+    out.Set(1u, Napi::Number::New(env, control));
     return out;
   }
 
@@ -859,6 +896,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
   std::vector<uint8_t> control_buf_;
   uint64_t control_datagrams_ = 0;
   uint64_t control_failures_ = 0;
+  uint64_t closed_control_drops_ = 0; /* drops of control sockets closed after an error */
   uint32_t salt_ = 0; /* steer.h: random per plane */
   bool tsfn_live_ = false;
   bool closed_ = false;

@@ -437,6 +437,18 @@ export class Metrics {
         this.inc(native.controlStats().failures);
       },
     });
+    new Counter({
+      name: 'turn_data_plane_socket_drops_total',
+      help: "Datagrams the kernel dropped at the native plane's listening sockets, receive buffer full (socket: listener = the threads' sockets, control = TURN requests waiting for the control plane).",
+      labelNames: ['socket'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const drops = native.socketDrops();
+        this.inc({ socket: 'listener' }, drops.listener);
+        this.inc({ socket: 'control' }, drops.control);
+      },
+    });
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -7,6 +7,7 @@
  * threads hand them up).
  */
 import { spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { loadNativeAddon } from '../../src/io/native/addon.js';
@@ -174,4 +175,76 @@ t.test('data-plane js: the JS plane runs although the addon is built', async (t)
   const text = await scrape(http);
   t.equal(sample(text, 'turn_data_plane_info', 'plane="js",threads="0"'), 1);
   t.ok(d.lines.some((l) => l.includes('"dataPlane":"js"') && l.includes('data-plane is js')));
+});
+
+t.test('kernel drops at full listening sockets are counted, per kind of socket', async (t) => {
+  if (!built) {
+    t.notOk(process.env['CI'], 'the addon is built in CI');
+    return;
+  }
+  const http = await freePort();
+  // The smallest receive buffers the kernel grants (it doubles 4096, and keeps a floor): a few dozen
+  // datagrams each. The daemon is stopped while 400 TURN requests and 400 ChannelData messages
+  // arrive, so most of them cannot be queued.
+  const d = await startDaemon(
+    [
+      ...aliceOnLoopback(),
+      '--data-plane',
+      'native',
+      '--relay-threads',
+      '1',
+      '--sock-buf-size',
+      '4096',
+      '--prometheus',
+      '--prometheus-port',
+      String(http),
+    ],
+    { env: { TURNPIKE_DATA_PLANE: 'native' } },
+  );
+  t.teardown(() => d.stop());
+  let text = await scrape(http);
+  t.equal(sample(text, 'turn_data_plane_socket_drops_total', 'socket="listener"'), 0, 'no drops yet');
+  t.equal(sample(text, 'turn_data_plane_socket_drops_total', 'socket="control"'), 0);
+  const before = total(text, 'turn_data_plane_control_datagrams_total');
+
+  const sender = createSocket('udp4');
+  t.teardown(() => sender.close());
+  await new Promise<void>((resolve) => sender.bind(0, '127.0.0.1', resolve));
+  const N = 400;
+  const pid = d.proc.pid!;
+  process.kill(pid, 'SIGSTOP');
+  try {
+    for (let i = 0; i < N; i++) {
+      const allocate = Buffer.alloc(20);
+      allocate.writeUInt16BE(0x0003, 0); // Allocate request: steered to the control socket
+      allocate.writeUInt32BE(0x2112a442, 4);
+      allocate.writeUInt32BE(i, 16);
+      const channel = Buffer.from([0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]); // to the thread's socket
+      await new Promise<void>((resolve, reject) =>
+        sender.send(allocate, d.port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+      );
+      await new Promise<void>((resolve, reject) =>
+        sender.send(channel, d.port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+      );
+    }
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  let control = 0;
+  let read = 0;
+  for (let waited = 0; waited < 5000; waited += 50) {
+    text = await scrape(http);
+    control = sample(text, 'turn_data_plane_socket_drops_total', 'socket="control"') ?? -1;
+    read = total(text, 'turn_data_plane_control_datagrams_total') - before;
+    if (control + read >= N) break;
+    await sleep(50);
+  }
+  const listener = sample(text, 'turn_data_plane_socket_drops_total', 'socket="listener"') ?? -1;
+  t.ok(control > N / 2, `the control socket dropped ${control} of ${N} TURN requests`);
+  t.equal(control + read, N, 'every TURN request was either read by the control plane or counted as dropped');
+  t.ok(listener > N / 2, `the thread's socket dropped ${listener} of ${N} ChannelData messages`);
+  t.ok(listener <= N);
+  const c = await TurnClient.connect('127.0.0.1', d.port, ALICE);
+  t.teardown(() => c.close());
+  t.ok((await c.allocate()).relayed.port > 0, 'the daemon serves on after the flood');
 });

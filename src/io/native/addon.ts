@@ -52,6 +52,8 @@ export interface NativeHandle {
   ): [index: number, port: number, notSteered: string];
   /** Datagrams read from the control sockets so far, and control sockets closed after a poll error. */
   controlStats(): [datagrams: number, failures: number];
+  /** Datagrams the kernel dropped so far at the threads' listening sockets and at the control sockets. */
+  socketDrops(): [listener: number, control: number];
   send(
     listener: number,
     thread: number,

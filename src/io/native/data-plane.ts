@@ -175,6 +175,16 @@ export class NativeDataPlane implements ForwardingTable, ClientDataSink, PeerDat
   }
 
   /**
+   * Datagrams the kernel dropped at the listening sockets because their receive buffers were full:
+   * the threads' sockets (relay traffic, Binding requests) and the control sockets (TURN requests
+   * waiting for the main thread). Read from the sockets (SO_MEMINFO) at each call.
+   */
+  socketDrops(): { listener: number; control: number } {
+    const [listener, control] = this.handle.socketDrops();
+    return { listener, control };
+  }
+
+  /**
    * The payload policy and bandwidth limits, in both planes: the threads' (UDP clients of this
    * plane) and the JavaScript plane's (TCP and TLS clients, and what the threads hand up). Each
    * plane has its own user and server buckets (see README "Bandwidth limits").
