@@ -507,9 +507,10 @@ void Worker::unlink(Alloc *a) {
     clients_->remove(a);
     a->linked = false;
   }
+  /* No EPOLL_CTL_DEL: a relay descriptor is the only reference to its socket, so closing it ends the
+   * registration, and after an uninstall the descriptor is release_port's stand-in, never registered. */
   for (int i = 0; i < a->nrelays; i++) {
     if (a->relays[i].fd < 0) continue;
-    epoll_ctl(epfd_, EPOLL_CTL_DEL, a->relays[i].fd, nullptr);
     close(a->relays[i].fd);
     a->relays[i].fd = -1;
   }
