@@ -4,7 +4,7 @@
  * allocations, and the highest rate under 1% loss per payload size and allocation count; and `--smoke`,
  * one tiny relay run per target.
  */
-import { machineCpu, processCpuSeconds } from '../../src/load-tool/proc.js';
+import { fineCpuDelta, machineCpu, processCpuFine } from '../../src/load-tool/proc.js';
 import type { TrialResult } from '../../src/load-tool/results.js';
 import { median } from '../shared/stats.js';
 import {
@@ -99,14 +99,16 @@ async function setupRate(run: RelayRun): Promise<void> {
   const { ctx, target, round, rec, server, base, label } = run;
   // Back-to-back set-ups of 1000 allocations (Allocate with its 401 round, CreatePermission,
   // ChannelBind), each released again (Refresh 0); the first warms the server up and is left
-  // out. Allocate/s is the tool's; the CPU per allocation is the server's own (from /proc),
-  // set-up and release together, which the load tool's speed does not cap.
+  // out. Allocate/s is the tool's; the CPU per allocation is the server's own (from its threads'
+  // schedstat, nanoseconds: /proc/PID/stat's 10 ms ticks are ±7% of a 1000-allocation run), set-up
+  // and release together, which the load tool's speed does not cap. The tool, one JS thread, is
+  // itself busy most of a setup run, so the rate moves less than the server's CPU does.
   const rates: number[] = [];
   const cpuUs: number[] = [];
   const steal: number[] = [];
   for (let i = 0; i <= SETUP_REPEATS && !ctx.abort.aborted; i++) {
     const machineBefore = machineCpu();
-    const before = processCpuSeconds(server.child.pid);
+    const before = processCpuFine(server.child.pid);
     const out = await runTool(
       ctx.tool,
       label(`setup ${i}`),
@@ -114,7 +116,7 @@ async function setupRate(run: RelayRun): Promise<void> {
       120_000,
     );
     await sleep(200);
-    const after = processCpuSeconds(server.child.pid);
+    const after = processCpuFine(server.child.pid);
     const machineAfter = machineCpu();
     const setup = out.setup;
     if (i === 0 || setup === undefined || setup.active === 0) continue;
@@ -123,7 +125,8 @@ async function setupRate(run: RelayRun): Promise<void> {
       const total = machineAfter.totalSec - machineBefore.totalSec;
       if (total > 0) steal.push((100 * (machineAfter.stealSec - machineBefore.stealSec)) / total);
     }
-    if (before !== undefined && after !== undefined) cpuUs.push(((after - before) * 1e6) / setup.active);
+    if (before !== undefined && after !== undefined)
+      cpuUs.push((fineCpuDelta(before, after) * 1e6) / setup.active);
   }
   rec.setup = {
     allocatePerSec: rates.length === 0 ? undefined : median(rates),

@@ -479,7 +479,14 @@ export function evaluateTargets(s: readonly MetricSummary[], binding?: BindingFi
       ratioOfMedians(s, 'setup', 'turnpike', 'turnpike-js'),
       '>= 1.0',
       (v) => v >= 1,
-      'Allocate transactions per second, 401 round trip included',
+      'Allocate transactions per second, 401 round trip included; the load tool is busy most of a run',
+    ),
+    issue(
+      'server CPU per allocation set up and released: turnpike/turnpike-js',
+      ratioOfMedians(s, 'setup-cpu', 'turnpike', 'turnpike-js'),
+      '<= 1.0',
+      (v) => v <= 1,
+      'the control plane by its own CPU (thread schedstat), which the load tool does not cap',
     ),
     earlier(
       'relay rate, ChannelData 100 B × 100 alloc: turnpike/forwarder',

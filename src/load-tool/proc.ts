@@ -5,7 +5,7 @@
  * harnesses use these too; what only they read is in bench/shared/proc.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const CLOCK_TICKS_PER_SEC = ((): number => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 });
@@ -44,6 +44,50 @@ export function threadCpuSeconds(): number | undefined {
 /** CPU seconds of process `pid`, all threads. */
 export function processCpuSeconds(pid: number): number | undefined {
   return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** A reading of `processCpuFine`: both views of a process's CPU at one moment. */
+export interface FineCpu {
+  /** Summed over the threads alive now, from /proc/PID/task/TID/schedstat (nanosecond resolution). */
+  readonly threadsSec: number;
+  /** /proc/PID/stat: every thread the process ever had, in clock ticks (10 ms here). */
+  readonly statSec: number;
+}
+
+/**
+ * `pid`'s CPU at nanosecond resolution where the kernel keeps schedstat, for windows of a few hundred
+ * milliseconds, which /proc/PID/stat's clock ticks measure to ±7% only. Undefined when either view
+ * cannot be read.
+ */
+export function processCpuFine(pid: number): FineCpu | undefined {
+  const statSec = processCpuSeconds(pid);
+  if (statSec === undefined) return undefined;
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const first = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]);
+        if (!Number.isFinite(first)) return undefined;
+        ns += first;
+      } catch {
+        // the thread exited between the listing and the read: its time is in stat only
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  return { threadsSec: ns / 1e9, statSec };
+}
+
+/**
+ * CPU seconds `pid` used between two `processCpuFine` readings: the threads' fine sum, unless threads
+ * that exited in between took time it no longer sees (the tick count then exceeds it by more than
+ * two ticks of rounding), where the tick count is the better figure.
+ */
+export function fineCpuDelta(before: FineCpu, after: FineCpu): number {
+  const fine = after.threadsSec - before.threadsSec;
+  const coarse = after.statSec - before.statSec;
+  return fine >= 0 && coarse - fine <= 2 / CLOCK_TICKS_PER_SEC ? fine : coarse;
 }
 
 /** Machine-wide CPU seconds (summed over CPUs) from /proc/stat. */

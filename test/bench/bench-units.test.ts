@@ -23,7 +23,7 @@ import {
   payloadTrial,
   writePayloadHeader,
 } from '../../src/load-tool/payload.js';
-import { procUdpKey } from '../../src/load-tool/proc.js';
+import { fineCpuDelta, processCpuFine, procUdpKey } from '../../src/load-tool/proc.js';
 import { mergeSetup, mergeWindow } from '../../src/load-tool/results.js';
 import type { PhaseReport, WindowReport } from '../../src/load-tool/types.js';
 
@@ -337,4 +337,21 @@ t.test('merging setup and window reports', async (t) => {
   t.equal(quiet.lossPct, 0);
   t.equal(quiet.server, undefined);
   t.equal(quiet.tool.limited, false);
+});
+
+t.test('server CPU at nanosecond resolution, falling back to ticks when threads exited', async (t) => {
+  const before = processCpuFine(process.pid);
+  t.ok(before !== undefined, 'this process can be read');
+  const end = Date.now() + 60;
+  let x = 0;
+  while (Date.now() < end) x += Math.sqrt(x + 1);
+  const after = processCpuFine(process.pid)!;
+  const used = fineCpuDelta(before!, after);
+  t.ok(used >= 0.04 && used < 5, `a 60 ms busy loop measured as ${used.toFixed(4)} s (${x > 0})`);
+  t.not(Math.round(used * 1e6) % 10_000, 0, 'finer than a 10 ms tick');
+  // A thread that exited took 0.5 s the thread sum no longer sees: the tick count stands.
+  const close = (a: number, b: number): boolean => Math.abs(a - b) < 1e-9;
+  t.ok(close(fineCpuDelta({ threadsSec: 1, statSec: 1 }, { threadsSec: 1.1, statSec: 1.6 }), 0.6));
+  // Within two ticks of rounding: the fine figure.
+  t.ok(close(fineCpuDelta({ threadsSec: 1, statSec: 1 }, { threadsSec: 1.105, statSec: 1.11 }), 0.105));
 });

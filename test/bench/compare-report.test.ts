@@ -190,7 +190,7 @@ t.test(
     t.equal(bindingRate(binding, 'turnpike-2t'), undefined);
     const checks = evaluateTargets(s, binding);
     const issue = checks.filter((c) => c.group === 'issue 13');
-    t.equal(issue.length, 11);
+    t.equal(issue.length, 12);
     const v = (prefix: string): [number | undefined, boolean | undefined] => {
       const c = issue.find((x) => x.name.startsWith(prefix))!;
       return [c.value === undefined ? undefined : Number(c.value.toFixed(3)), c.met];
@@ -210,6 +210,7 @@ t.test(
       '(6/1.2)/(6/1.5) > 1.05',
     );
     t.same(v('allocation setup rate: turnpike/turnpike-js'), [1.875, true]);
+    t.same(v('server CPU per allocation set up and released'), [0.533, true], '(200/1.5)/(200/0.8)');
     t.match(
       checkLines(issue).join('\n'),
       /^FAIL {2}RSS growth per live allocation \(turnpike, KiB\) = 9\.000 \(<= 8\)$/m,
