@@ -32,6 +32,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { AttrType, PasswordAlgorithm } from '../constants.js';
+import { trimOldest } from '../fifo-trim.js';
 import type { StunView } from '../stun/decode.js';
 import type { StunWriter } from '../stun/encode.js';
 import { longTermKey, verifyMessageIntegrity, verifyMessageIntegritySha256 } from '../stun/integrity.js';
@@ -306,15 +307,13 @@ export class Authenticator {
    * Keeps a verified REST key: later requests with the same username (Allocate, permissions,
    * channels, a Refresh every few minutes) skip both digests, and reuse the key's precomputed HMAC
    * state (integrity.ts keeps those per key Buffer). Only keys that verified are kept, so requests
-   * with made-up usernames cannot push real ones out. Bounded; when full, the oldest goes. The cache
-   * lives as long as this authenticator (a reload with new secrets builds a new one).
+   * with made-up usernames cannot push real ones out. Bounded; past the bound, the oldest eighth goes
+   * at once (fifo-trim.ts). The cache lives as long as this authenticator (a reload with new secrets
+   * builds a new one).
    */
   private cacheRestKey(id: string, key: Buffer): void {
-    if (this.restKeys.size >= REST_KEY_CACHE) {
-      const oldest = this.restKeys.keys().next().value;
-      if (oldest !== undefined) this.restKeys.delete(oldest);
-    }
     this.restKeys.set(id, key);
+    trimOldest(this.restKeys, REST_KEY_CACHE);
   }
 
   /** The source's secrets changed: the secret list is rebuilt and the REST keys cached under the old one dropped. */

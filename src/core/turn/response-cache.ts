@@ -5,6 +5,8 @@
  * its success, not a 437. Bounded: at most `capacity` entries, each kept `ttlSec` (the last
  * retransmission of RFC 8489's default schedule comes 39.5 s after the first try).
  */
+import { trimOldest } from '../fifo-trim.js';
+
 export class ResponseCache {
   private readonly capacity: number;
   private readonly ttlSec: number;
@@ -30,13 +32,11 @@ export class ResponseCache {
     return e.response;
   }
 
+  /** Past `capacity`, the oldest eighth goes at once (fifo-trim.ts: one walk per capacity/8 sets). */
   set(key: string, response: Buffer, nowSec: number): void {
     this.entries.delete(key);
     this.entries.set(key, { response, expiresAtSec: nowSec + this.ttlSec });
-    if (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
+    trimOldest(this.entries, this.capacity);
   }
 
   /** Drops expired entries (periodic sweep). */
