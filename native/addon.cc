@@ -334,7 +334,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       if (!kv.second.installed) close(kv.first); /* held reservations, allocations still binding */
     relay_fds_.clear();
     listeners_.clear();
-    if (stand_in_ >= 0) close(stand_in_); /* the threads have closed every descriptor sharing it */
+    if (stand_in_ >= 0) close(stand_in_); /* a descriptor still sharing it keeps it until closed */
     stand_in_ = -1;
     if (tsfn_live_) {
       tsfn_live_ = false;

@@ -629,7 +629,6 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
 
   /* Datagrams [from, count) of the batch in iov_, one sendmmsg entry each. */
   void SendPlain(int fd, sockaddr *name, socklen_t namelen, int from, int count, int per) {
-    Window &w = window_;
     for (int j = from; j < count; j++) {
       memset(&smsg_[j], 0, sizeof smsg_[j]);
       smsg_[j].msg_hdr.msg_name = name;
@@ -637,6 +636,12 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
       smsg_[j].msg_hdr.msg_iov = &iov_[per * j];
       smsg_[j].msg_hdr.msg_iovlen = size_t(per);
     }
+    SendEntries(fd, from, count);
+  }
+
+  /* Sends smsg_[from, count) on `fd`; what is not sent is counted as send errors. */
+  void SendEntries(int fd, int from, int count) {
+    Window &w = window_;
     int at = from;
     /* Each call either sends some datagrams or ends the batch: at most `count` calls. */
     for (int calls = 0; at < count && calls < count; calls++) {
@@ -824,21 +829,7 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
         m.msg_hdr.msg_iov = &v;
         m.msg_hdr.msg_iovlen = 1;
       }
-      int at = 0;
-      for (int calls = 0; at < out && calls < out; calls++) {
-        int s = sendmmsg(fd, &smsg_[at], unsigned(out - at), MSG_DONTWAIT);
-        if (s > 0) {
-          at += s;
-        } else if (s < 0 && errno == EINTR) {
-          continue;
-        } else if (s < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
-          break;
-        } else {
-          at++; /* this one is given up (counted below with what is left) */
-          w.send_errors++;
-        }
-      }
-      if (at < out) w.send_errors += uint64_t(out - at);
+      SendEntries(fd, 0, out);
       if (r < RECV_BATCH) return;
     }
   }
