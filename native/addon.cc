@@ -722,7 +722,11 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     for (int i = 0; i < a->nrelays; i++) {
       int fd = a->relays[i].fd;
       relay_fds_.erase(fd);
-      if (fd >= 0 && !release_port(StandIn(), fd)) freed = false;
+      if (fd < 0) continue;
+      /* Out of the owner's poll set while the descriptor is still the socket: a child process
+       * between fork and exec keeps the socket open past the dup3, and its registration with it. */
+      workers_[t]->unwatch_relay(fd);
+      if (!release_port(StandIn(), fd)) freed = false;
     }
     /* The table forgets the user with its last allocation (the Allocs still referencing the bucket keep it). */
     auto u = users_.find(a->user_id);

@@ -243,6 +243,8 @@ class Worker {
    * thread without the install having to (the thread applies queued ops before it reads a relay
    * whose allocation is not linked yet). */
   void watch_relays(Alloc *a);
+  /* JS thread: takes relay socket `fd` out of this thread's poll set (before release_port). */
+  void unwatch_relay(int fd);
   void take_upcalls(std::vector<Upcall> *out); /* from the JS thread */
   /* After every thread has stopped: applies the queued operations; true when there were any. */
   bool drain_ops();

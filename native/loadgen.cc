@@ -790,8 +790,8 @@ class LoadGen : public Napi::ObjectWrap<LoadGen> {
     if (pwait2_) {
       timespec ts{time_t(ns / 1000000000), long(ns % 1000000000)};
       long r = syscall(SYS_epoll_pwait2, epfd_, events, MAX_EVENTS, &ts, nullptr, 0);
-      if (r >= 0 || errno != ENOSYS) return int(r);
-      pwait2_ = false;
+      if (r >= 0 || errno == EINTR) return int(r);
+      pwait2_ = false; /* ENOSYS, or EPERM from a seccomp filter: epoll_wait from now on */
     }
 #endif
     return epoll_wait(epfd_, events, MAX_EVENTS, int((ns + 999999) / 1000000));

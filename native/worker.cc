@@ -320,6 +320,8 @@ void Worker::watch_relays(Alloc *a) {
   }
 }
 
+void Worker::unwatch_relay(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+
 void Worker::signal() {
   /* Nothing left to wake for: a receive since the ops were posted applied them already. */
   if (!ops_pending_.load(std::memory_order_acquire)) return;
@@ -507,10 +509,13 @@ void Worker::unlink(Alloc *a) {
     clients_->remove(a);
     a->linked = false;
   }
-  /* No EPOLL_CTL_DEL: a relay descriptor is the only reference to its socket, so closing it ends the
-   * registration, and after an uninstall the descriptor is release_port's stand-in, never registered. */
+  /* EPOLL_CTL_DEL before close: closing ends a registration only with the socket's last reference,
+   * and a forked child between fork and exec holds one too. After an uninstall the descriptor is
+   * release_port's stand-in, which JS took out of the owner's poll set first; a move applied after
+   * the release attaches the stand-in elsewhere, and this takes it out again. */
   for (int i = 0; i < a->nrelays; i++) {
     if (a->relays[i].fd < 0) continue;
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, a->relays[i].fd, nullptr);
     close(a->relays[i].fd);
     a->relays[i].fd = -1;
   }

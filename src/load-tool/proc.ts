@@ -63,12 +63,14 @@ export function processCpuFine(pid: number): FineCpu | undefined {
   const statSec = processCpuSeconds(pid);
   if (statSec === undefined) return undefined;
   let ns = 0;
+  let read = 0;
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         const first = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]);
         if (!Number.isFinite(first)) return undefined;
         ns += first;
+        read++;
       } catch {
         // the thread exited between the listing and the read: its time is in stat only
       }
@@ -76,7 +78,8 @@ export function processCpuFine(pid: number): FineCpu | undefined {
   } catch {
     return undefined;
   }
-  return { threadsSec: ns / 1e9, statSec };
+  // No thread read at all: no schedstat in this kernel (not a process whose threads all exited).
+  return read === 0 ? undefined : { threadsSec: ns / 1e9, statSec };
 }
 
 /**
