@@ -33,17 +33,17 @@ static const int UNINSTALL_WAIT_MS = 100;
 
 /* Frees the port of relay socket `fd` at once without closing the descriptor, which a thread may be
  * reading this very moment (closing it could hand the number to the next socket JS opens): dup3
- * atomically puts the plane's stand-in in its place. The old socket goes when the last system call
- * using it returns, and with it the port and its epoll registration; the thread closes the
- * descriptor when it applies the uninstall.
- *
- * The stand-in is one unbound AF_UNIX datagram socket per plane, shared by every descriptor it
- * replaces (each dup3 only takes a reference: no socket is created per release). A read of it finds
- * nothing (non-blocking), and a send to an IP address through it fails (EINVAL): a datagram the
- * thread relays in the instant between this call and the uninstall cannot leave from another port,
- * as it could through an unbound UDP socket, which the kernel would bind to an ephemeral port. */
-static bool release_port(int stand_in, int fd) {
-  return stand_in >= 0 && dup3(stand_in, fd, O_CLOEXEC) == fd;
+ * atomically puts an unbound socket in its place. The old socket goes when the last system call
+ * using it returns, and with it the port and its epoll registration; a read of the stand-in finds
+ * nothing, and the thread closes it when it applies the uninstall. (A stand-in shared by every
+ * release, one AF_UNIX socket, saved a socket call per release, but fresh-clone CI then failed the
+ * NAT lab's 8-media scenario in the native pass; with this per-release socket it passed.) */
+static bool release_port(int fd) {
+  int stand_in = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (stand_in < 0) return false;
+  int r = dup3(stand_in, fd, O_CLOEXEC);
+  close(stand_in);
+  return r == fd;
 }
 
 static bool parse_ip(const std::string &text, tp_addr *out) {
@@ -298,12 +298,6 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     for (auto &u : batch) std::free(u.data);
   }
 
-  /* The stand-in of release_port, made on first use (a failure is retried at the next release). */
-  int StandIn() {
-    if (stand_in_ < 0) stand_in_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    return stand_in_;
-  }
-
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
@@ -334,8 +328,6 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       if (!kv.second.installed) close(kv.first); /* held reservations, allocations still binding */
     relay_fds_.clear();
     listeners_.clear();
-    if (stand_in_ >= 0) close(stand_in_); /* a descriptor still sharing it keeps it until closed */
-    stand_in_ = -1;
     if (tsfn_live_) {
       tsfn_live_ = false;
       tsfn_.Release();
@@ -726,7 +718,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
       /* Out of the owner's poll set while the descriptor is still the socket: a child process
        * between fork and exec keeps the socket open past the dup3, and its registration with it. */
       workers_[t]->unwatch_relay(fd);
-      if (!release_port(StandIn(), fd)) freed = false;
+      if (!release_port(fd)) freed = false;
     }
     /* The table forgets the user with its last allocation (the Allocs still referencing the bucket keep it). */
     auto u = users_.find(a->user_id);
@@ -735,7 +727,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
     op.type = OP_UNINSTALL;
     op.alloc = a;
     /* The ports are free already (release_port): the thread closes the stand-ins at its next wake
-     * or flush. Without a stand-in (no descriptor to spare for it, EMFILE), it is woken and waited for. */
+     * or flush. With no descriptor to spare for release_port (EMFILE), it is woken and waited for. */
     if (freed) {
       Queue(t, op);
     } else {
@@ -911,7 +903,6 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
   uint64_t control_datagrams_ = 0;
   uint64_t control_failures_ = 0;
   uint64_t closed_control_drops_ = 0; /* drops of control sockets closed after an error */
-  int stand_in_ = -1;                 /* release_port's (JS thread only) */
   uint32_t salt_ = 0; /* steer.h: random per plane */
   bool tsfn_live_ = false;
   bool closed_ = false;
