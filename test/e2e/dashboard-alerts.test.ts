@@ -131,10 +131,10 @@ t.test('promtool', { skip: noPromtool }, async (t) => {
   await t.test('check rules: the alerting rules', async (t) => {
     const r = await run(PROMTOOL, ['check', 'rules', ALERTS], { timeout: 30_000 });
     t.comment(r.stdout.trim());
-    t.match(r.stdout, /SUCCESS: 12 rules found/);
-    t.equal(alertExprs.length, 12, 'every expr read');
+    t.match(r.stdout, /SUCCESS: 13 rules found/);
+    t.equal(alertExprs.length, 13, 'every expr read');
     const text = readFileSync(ALERTS, 'utf8');
-    t.equal([...text.matchAll(/^ {10}runbook: "/gm)].length, 12, 'every alert has a runbook annotation');
+    t.equal([...text.matchAll(/^ {10}runbook: "/gm)].length, 13, 'every alert has a runbook annotation');
   });
 
   await t.test('check rules: every expression of the dashboard, as recording rules', async (t) => {
@@ -183,6 +183,20 @@ tests:
         values: '100x40'
       - series: 'up{instance="c:9641",job="turnpike"}'
         values: '0x10'
+      - series: 'turn_allocate_duration_seconds_bucket{instance="a:9641",job="turnpike",le="0.5"}'
+        values: '0x40'
+      - series: 'turn_allocate_duration_seconds_bucket{instance="a:9641",job="turnpike",le="1"}'
+        values: '0+60x40'
+      - series: 'turn_allocate_duration_seconds_bucket{instance="a:9641",job="turnpike",le="+Inf"}'
+        values: '0+60x40'
+      - series: 'turn_allocate_duration_seconds_count{instance="a:9641",job="turnpike"}'
+        values: '0+60x40'
+      - series: 'turn_allocate_duration_seconds_bucket{instance="b:9641",job="turnpike",le="0.001"}'
+        values: '0+60x40'
+      - series: 'turn_allocate_duration_seconds_bucket{instance="b:9641",job="turnpike",le="+Inf"}'
+        values: '0+60x40'
+      - series: 'turn_allocate_duration_seconds_count{instance="b:9641",job="turnpike"}'
+        values: '0+60x40'
     alert_rule_test:
       - eval_time: 70m
         alertname: TurnpikeTlsCertificateExpiring
@@ -208,6 +222,14 @@ tests:
               summary: "turnpike on a:9641 holds allocations but relays nothing"
               description: "Allocations exist, yet no packet was relayed in either direction for 15 minutes."
               runbook: "${/runbook: "(Relay ports \(min-port[^"]*)"/.exec(readFileSync(ALERTS, 'utf8'))?.[1] ?? ''}"
+      - eval_time: 25m
+        alertname: TurnpikeAllocationSetupSlow
+        exp_alerts:
+          - exp_labels: { instance: "a:9641", job: turnpike, severity: warning }
+            exp_annotations:
+              summary: "turnpike on a:9641: allocation setup p99 995ms"
+              description: "${/description: "(One allocation in a hundred[^"]*)"/.exec(readFileSync(ALERTS, 'utf8'))?.[1] ?? ''}"
+              runbook: "${/runbook: "(In fleet mode the admission[^"]*)"/.exec(readFileSync(ALERTS, 'utf8'))?.[1] ?? ''}"
       - eval_time: 5m
         alertname: TurnpikeDown
         exp_alerts:

@@ -257,6 +257,11 @@ t.test('metrics count relayed packets, bytes and error codes exactly', async (t)
   t.equal(await metric('turn_relay_bytes_total{direction="peer_to_client"}'), 5300);
   t.equal(await metric('turn_allocations{transport="udp",family="ipv4"}'), 1);
   t.equal(await metric('turn_channels'), 1);
+  // One allocation set up: its setup time is observed once, well under a second on loopback.
+  t.equal(await metric('turn_allocate_duration_seconds_count'), 1, 'one allocation setup observed');
+  const setupSec = await metric('turn_allocate_duration_seconds_sum');
+  t.ok(setupSec > 0 && setupSec < 1, `setup took ${setupSec} s`);
+  t.equal(await metric('turn_allocate_duration_seconds_bucket{le="1"}'), 1);
   const before403 = await metric('turn_stun_errors_total{code="403"}');
   t.equal(await refusalCode(client.createPermission({ address: '10.0.0.1' })), 403);
   t.equal(await metric('turn_stun_errors_total{code="403"}'), before403 + 1, 'the 403 is counted');

@@ -30,6 +30,8 @@ export interface ClientTuple {
 
 /** The events, by name, with their listener signatures. */
 export interface TurnEvents {
+  /** An authenticated Allocate passed its checks: `a` is pending until its relays are bound. */
+  allocationRequested?(a: Allocation): void;
   /** The relays are bound and the client got its success. */
   allocationCreated?(a: Allocation): void;
   allocationDeleted?(a: Allocation, reason: DeleteReason): void;
@@ -55,6 +57,10 @@ export class TurnEventBus {
       const i = this.subscribers.indexOf(events);
       if (i >= 0) this.subscribers.splice(i, 1);
     };
+  }
+
+  emitAllocationRequested(a: Allocation): void {
+    for (const s of this.subscribers) s.allocationRequested?.(a);
   }
 
   emitAllocationCreated(a: Allocation): void {

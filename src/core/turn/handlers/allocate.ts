@@ -115,6 +115,7 @@ export function allocate(s: TurnState, r: TurnRequest): null {
   if (tcp) a.relayTransport = 'tcp';
   if (mobileIndex >= 0) a.mobilityGeneration = newGeneration();
   s.table.add(a);
+  s.events.emitAllocationRequested(a);
   const requests: RelayRequest[] = [
     {
       family,
