@@ -60,6 +60,7 @@ async function latency(run: RelayRun): Promise<void> {
     p50Us: r.latency.p50Us,
     p99Us: r.latency.p99Us,
     p999Us: r.latency.p999Us,
+    histogram: r.latency.histogram,
     lossPct: r.lossPct,
     toolLimited: r.tool.limited,
     otherCpuPct: r.machine.otherCpuPct,

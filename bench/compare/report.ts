@@ -2,6 +2,7 @@
  * What `bench:compare` records per target and round, the medians over rounds, the ratios, the issue's
  * targets and the markdown table.
  */
+import { HdrHistogram, type SparseHistogram } from '../../src/load-tool/hdr.js';
 import { DISTURBED_OTHER_CPU_PCT, DISTURBED_STEAL_PCT } from '../shared/machine.js';
 import { median } from '../shared/stats.js';
 import type { TargetName } from './targets.js';
@@ -78,6 +79,8 @@ export interface TargetRound {
     readonly p50Us: number;
     readonly p99Us: number;
     readonly p999Us: number;
+    /** The round's whole distribution (ns; absent in records written before it was kept). */
+    readonly histogram?: SparseHistogram;
     readonly lossPct: number;
     readonly toolLimited: boolean;
     readonly otherCpuPct: number | undefined;
@@ -124,8 +127,25 @@ export interface MetricDef {
   /** Left out of the table when no target has a value (workloads not run by default). */
   readonly optional?: boolean;
   value(r: TargetRound): number | undefined;
+  /**
+   * The figure over a target's rounds taken together, where that is the better statistic than the
+   * median of per-round values (a tail percentile: one round's noise decides that round's p99). When
+   * present it is the summary's `median`; `value` still gives the per-round range.
+   */
+  pool?(rounds: readonly TargetRound[]): number | undefined;
   limited?(r: TargetRound): boolean;
   disturbed?(r: TargetRound): boolean;
+}
+
+/** Percentile `p` of the echo round trips of all `rounds` together (µs); undefined if one has no histogram. */
+export function pooledPercentile(rounds: readonly TargetRound[], p: number): number | undefined {
+  const h = new HdrHistogram();
+  for (const r of rounds) {
+    if (r.latency === undefined) continue;
+    if (r.latency.histogram === undefined) return undefined;
+    h.mergeSparse(r.latency.histogram);
+  }
+  return h.total === 0 ? undefined : h.percentile(p) / 1000;
 }
 
 export function metricDefs(cpuRatePps: number): MetricDef[] {
@@ -162,6 +182,19 @@ export function metricDefs(cpuRatePps: number): MetricDef[] {
       limited: (r) => r.latency?.toolLimited === true,
       disturbed: (r) => isDisturbed(r.latency),
     },
+    ...([50, 99] as const).map(
+      (p): MetricDef => ({
+        key: `latency-p${p}-pooled`,
+        label: `latency p${p} of every round's samples pooled, echo RTT, 50 alloc × 50 pps × 160 B (µs)`,
+        better: 'lower',
+        digits: 0,
+        optional: true,
+        value: (r) => (p === 50 ? r.latency?.p50Us : r.latency?.p99Us),
+        pool: (rounds) => pooledPercentile(rounds, p),
+        limited: (r) => r.latency?.toolLimited === true,
+        disturbed: (r) => isDisturbed(r.latency),
+      }),
+    ),
     {
       key: 'setup',
       label: 'allocation setup, 1000 allocations, 64 in flight (Allocate/s)',
@@ -279,11 +312,12 @@ export function summarizeMetrics(
         const v = d.value(r);
         return v === undefined || !Number.isFinite(v) ? [] : [v];
       });
+      const pooled = d.pool?.(mine);
       byTarget[t] =
-        values.length === 0
+        values.length === 0 || (d.pool !== undefined && pooled === undefined)
           ? undefined
           : {
-              median: median(values),
+              median: pooled ?? median(values),
               min: Math.min(...values),
               max: Math.max(...values),
               rounds: values.length,
@@ -398,6 +432,10 @@ export function evaluateTargets(s: readonly MetricSummary[], binding?: BindingFi
   const issue = check('issue 13');
   const earlier = check('earlier');
   const vsCoturn = (key: string): number | undefined => ratioOfMedians(s, key, 'turnpike', 'coturn');
+  const latencyBasis = (pooledKey: string): string =>
+    vsCoturn(pooledKey) === undefined
+      ? 'median of the rounds (this record has no histograms to pool)'
+      : "every round's samples pooled";
   const tc: readonly TargetName[] = ['turnpike', 'coturn'];
   const bt = bindingRate(binding, 'turnpike');
   const bc = bindingRate(binding, 'coturn');
@@ -441,17 +479,17 @@ export function evaluateTargets(s: readonly MetricSummary[], binding?: BindingFi
     ),
     issue(
       'latency p50 (50 × 50 pps × 160 B): turnpike/coturn',
-      vsCoturn('latency-p50'),
+      vsCoturn('latency-p50-pooled') ?? vsCoturn('latency-p50'),
       '<= 1.0',
       (v) => v <= 1,
-      'echo round trip through the relay twice',
+      `echo round trip through the relay twice; ${latencyBasis('latency-p50-pooled')}`,
     ),
     issue(
       'latency p99 (50 × 50 pps × 160 B): turnpike/coturn',
-      vsCoturn('latency-p99'),
+      vsCoturn('latency-p99-pooled') ?? vsCoturn('latency-p99'),
       '<= 1.0',
       (v) => v <= 1,
-      'echo round trip; single descheduling events of a shared machine show here first',
+      `echo round trip; ${latencyBasis('latency-p99-pooled')} (one round's p99 is decided by a few descheduling events of a shared machine)`,
     ),
     issue(
       'RSS growth per live allocation (turnpike, KiB)',

@@ -49,6 +49,14 @@ export interface HistogramSnapshot {
   readonly sum: number;
 }
 
+/** A histogram for JSON: its non-empty buckets as [index, count] pairs, and the exact min, max and sum. */
+export interface SparseHistogram {
+  readonly buckets: readonly (readonly [number, number])[];
+  readonly min: number;
+  readonly max: number;
+  readonly sum: number;
+}
+
 export class HdrHistogram {
   readonly counts = new Float64Array(BUCKET_COUNT);
   total = 0;
@@ -87,6 +95,28 @@ export class HdrHistogram {
     this.sum += other.sum;
     if (other.min < this.min) this.min = other.min;
     if (other.max > this.max) this.max = other.max;
+  }
+
+  /** Adds a histogram read back from JSON (`toSparse`); buckets out of range or not counts are skipped. */
+  mergeSparse(other: SparseHistogram): void {
+    let total = 0;
+    for (const [i, n] of other.buckets) {
+      if (!Number.isInteger(i) || i < 0 || i >= BUCKET_COUNT || !(n > 0)) continue;
+      this.counts[i]! += n;
+      total += n;
+    }
+    if (total === 0) return;
+    this.total += total;
+    this.sum += other.sum;
+    if (other.min < this.min) this.min = other.min;
+    if (other.max > this.max) this.max = other.max;
+  }
+
+  toSparse(): SparseHistogram {
+    const buckets: [number, number][] = [];
+    const c = this.counts;
+    for (let i = 0; i < c.length; i++) if (c[i]! > 0) buckets.push([i, c[i]!]);
+    return { buckets, min: this.total === 0 ? 0 : this.min, max: this.max, sum: this.sum };
   }
 
   snapshot(): HistogramSnapshot {

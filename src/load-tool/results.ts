@@ -2,7 +2,7 @@
  * Merging the engines' reports into one result per window, with the derived figures (rates, loss,
  * percentiles, jitter) and the self-checks that say when the tool, not the server, was the limit.
  */
-import { HdrHistogram } from './hdr.js';
+import { HdrHistogram, type SparseHistogram } from './hdr.js';
 import type { MetricsCheck } from './metrics.js';
 import type { EngineName } from './native-engine.js';
 import type { Direction, PhaseReport, SetupReport, WindowReport } from './types.js';
@@ -84,6 +84,8 @@ export interface LatencySummary {
   readonly p999Us: number;
   readonly maxUs: number;
   readonly meanUs: number;
+  /** The whole distribution (nanoseconds), so that windows can be pooled (bench:compare does). */
+  readonly histogram: SparseHistogram;
 }
 
 /** Extra observations taken around a window by the main thread. */
@@ -227,6 +229,7 @@ export function mergeWindow(
       p999Us: us(h.percentile(99.9)),
       maxUs: h.total === 0 ? Number.NaN : us(h.max),
       meanUs: us(h.mean()),
+      histogram: h.toSparse(),
     },
     jitter: {
       meanUs: jitterFlows === 0 ? Number.NaN : us(sum((r) => r.jitterSumNs) / jitterFlows),

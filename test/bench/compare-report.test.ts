@@ -11,6 +11,7 @@ import {
   evaluateTargets,
   markdown,
   metricDefs,
+  pooledPercentile,
   RATE_SPECS,
   type RateRound,
   rateKey,
@@ -19,6 +20,7 @@ import {
   type TargetRound,
 } from '../../bench/compare/report.js';
 import { DEFAULT_TARGETS, SMOKE_TARGETS, type TargetName } from '../../bench/compare/targets.js';
+import { HdrHistogram } from '../../src/load-tool/hdr.js';
 
 /** A round whose figures all scale with `scale` (higher is better); `allocs` adds the rate-allocs searches. */
 function round(target: TargetName, n: number, scale: number, limited = false, allocs = false): TargetRound {
@@ -231,6 +233,63 @@ t.test(
     );
   },
 );
+
+t.test('latency pooled over rounds: the p99 of all samples, not the median of per-round p99s', async (t) => {
+  /** A round of 1000 echo RTTs: `slow` of them at 3 ms, the rest at `baseUs`. */
+  const withHistogram = (target: TargetName, n: number, baseUs: number, slow: number): TargetRound => {
+    const h = new HdrHistogram();
+    for (let i = 0; i < 1000; i++) h.record((i < slow ? 3000 : baseUs) * 1000);
+    const r = round(target, n, 1);
+    return {
+      ...r,
+      latency: {
+        ...r.latency!,
+        p50Us: h.percentile(50) / 1000,
+        p99Us: h.percentile(99) / 1000,
+        histogram: h.toSparse(),
+      },
+    };
+  };
+  // turnpike: two of three rounds with a 1.5% tail (their p99 is 3 ms), one clean; coturn: a 0.8% tail
+  // in every round (p99 at its base). Pooled, turnpike has 1% of its samples in the tail: its p99 is 3 ms
+  // only at the boundary, and at p98.9 it is at its base.
+  const rounds = [
+    withHistogram('turnpike', 1, 150, 15),
+    withHistogram('turnpike', 2, 150, 15),
+    withHistogram('turnpike', 3, 150, 0),
+    withHistogram('coturn', 1, 160, 8),
+    withHistogram('coturn', 2, 160, 8),
+    withHistogram('coturn', 3, 160, 8),
+  ];
+  const tp = rounds.filter((r) => r.target === 'turnpike');
+  t.ok(Math.abs(pooledPercentile(tp, 50)! - 150) < 1, 'pooled p50');
+  t.ok(Math.abs(pooledPercentile(tp, 98.9)! - 150) < 1, 'pooled p98.9 is at the base');
+  t.ok(pooledPercentile(tp, 99.1)! > 2900, 'pooled p99.1 is in the tail');
+  const defs = metricDefs(20_000);
+  const s = summarizeMetrics(defs, rounds, ['turnpike', 'coturn']);
+  const row = (key: string) => s.find((x) => x.key === key)!;
+  t.ok(row('latency-p99').ratios['turnpike/coturn']! > 10, 'median of per-round p99s: 3 ms against 160 µs');
+  const pooled = row('latency-p99-pooled');
+  t.ok(pooled.byTarget['turnpike']!.max > 2900, 'the per-round range is kept');
+  const check = evaluateTargets(s).find((c) => c.name.startsWith('latency p99 (50'))!;
+  t.equal(check.value, pooled.ratios['turnpike/coturn'], 'the issue check uses the pooled figure');
+  t.match(check.note, /pooled/);
+  // A record without histograms (written before they were kept) falls back to the medians.
+  const old = rounds.map((r): TargetRound => {
+    const { histogram: _, ...latency } = r.latency!;
+    return { ...r, latency };
+  });
+  const so = summarizeMetrics(defs, old, ['turnpike', 'coturn']);
+  t.equal(so.find((x) => x.key === 'latency-p99-pooled')!.byTarget['turnpike'], undefined);
+  const oldCheck = evaluateTargets(so).find((c) => c.name.startsWith('latency p99 (50'))!;
+  t.equal(oldCheck.value, so.find((x) => x.key === 'latency-p99')!.ratios['turnpike/coturn']);
+  t.match(oldCheck.note, /median of the rounds/);
+  t.notMatch(
+    markdown(so, defs, ['turnpike', 'coturn'], undefined, [], []),
+    /pooled/,
+    'an optional row without values is left out',
+  );
+});
 
 t.test('options: workloads and targets', async (t) => {
   const root = '/repo';
